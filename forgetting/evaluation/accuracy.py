@@ -1,0 +1,76 @@
+"""The ``evaluate`` stage's accuracy suite: any model spec on any multiple-choice or generative task."""
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+
+import mlflow
+
+from forgetting.errors import UsageError, check_choice, check_range
+from forgetting.evaluation.generative import PROMPT_FORMATS
+from forgetting.models import DEFAULT_MODEL
+from forgetting.models.precision import PRECISIONS
+
+SCORED_KINDS = ("multiple_choice", "generative")
+
+
+@dataclass(frozen=True)
+class AccuracyConfig:
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
+    task: str = field(default="arc_easy", metadata={"help": "a multiple-choice or generative task"})
+    split: str = field(default="eval", metadata={"help": "train, eval or test"})
+    limit: int = field(default=0, metadata={"help": "first n rows after a seeded shuffle; 0 = all"})
+    batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
+    max_new_tokens: int = field(default=256, metadata={"help": "generation budget (generative tasks)"})
+    precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
+    seed: int = field(default=0, metadata={"help": "seed of splits and row order"})
+    prompt_format: str = field(default="auto", metadata={
+        "help": "generative prompts: auto (the chat template when the model has one), plain or chat"})
+
+    def validate(self) -> None:
+        from forgetting.data import task_kind, task_names
+
+        check_choice("task", self.task, task_names())
+        kind = task_kind(self.task)
+        if kind not in SCORED_KINDS:
+            scorable = [t for t in task_names() if task_kind(t) in SCORED_KINDS]
+            raise UsageError(f"task={self.task!r} is a {kind} task; accuracy scores: {', '.join(scorable)}")
+        check_range("batch_size", self.batch_size, 1)
+        check_range("limit", self.limit, 0)
+        check_range("max_new_tokens", self.max_new_tokens, 1)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_choice("prompt_format", self.prompt_format, PROMPT_FORMATS)
+
+
+def evaluate_accuracy(config: AccuracyConfig) -> dict[str, float]:
+    """Score the model inside the active run: metrics, per-example table, dataset input."""
+    from forgetting.data import load_task, log_dataset, task_kind
+    from forgetting.evaluation.generative import score_generative
+    from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
+    from forgetting.models import load_model
+
+    rows = load_task(config.task, config.split, seed=config.seed, limit=config.limit or None)
+    log_dataset(rows, config.task, config.split)
+    model, tokenizer = load_model(config.model)
+    started = time.perf_counter()
+    if task_kind(config.task) == "multiple_choice":
+        results, tokens = score_multiple_choice(model, tokenizer, rows, config.batch_size, config.precision)
+        metrics = {"accuracy": accuracy(results), "accuracy_norm": accuracy(results, "correct_norm")}
+    else:
+        results, tokens = score_generative(model, tokenizer, config.task, rows, config.max_new_tokens,
+                                           config.batch_size, config.precision, config.prompt_format)
+        metrics = {"accuracy": accuracy(results)}
+    seconds = time.perf_counter() - started
+    metrics |= {"n_rows": len(results), "seconds": seconds, "tokens_per_second": tokens / seconds}
+    mlflow.log_metrics(metrics)
+    mlflow.log_table(_as_table(results), artifact_file=f"predictions/{config.task}.json")
+    return metrics
+
+
+def _as_table(results: list[dict]) -> dict[str, list]:
+    return {key: [str(r[key]) if isinstance(r[key], list) else r[key] for r in results] for key in results[0]}
+
+
+def config_params(config) -> dict:
+    return dataclasses.asdict(config)

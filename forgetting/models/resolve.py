@@ -1,0 +1,59 @@
+"""One resolver for every model spec a stage accepts.
+
+Specs: ``smollm2-135m`` (bundled default), a local Hugging Face checkpoint directory,
+``models:/name@alias``, ``models:/name/version``, ``runs:/<id>/<path>``, a run ID, or a hub id
+(``org/name``; needs hub access or a warm HF cache).
+"""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from forgetting.errors import UsageError
+from forgetting.models.bundled import DEFAULT_MODEL, bundled_model_dir
+
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+ACCEPTED = (f"{DEFAULT_MODEL}, a local HF checkpoint directory, models:/name@alias, "
+            "models:/name/version, runs:/<id>/<path>, a run ID, or a hub id org/name")
+
+
+def resolve_model(spec: str) -> str:
+    """A local directory (or a hub id) that ``from_pretrained`` loads; raises UsageError early."""
+    from forgetting.tracking.checkpoints import is_tracking_uri, resolve_checkpoint
+
+    if not spec:
+        raise UsageError(f"model is empty; use {ACCEPTED}")
+    if spec == DEFAULT_MODEL:
+        return str(bundled_model_dir())
+    path = Path(spec).expanduser()
+    if path.is_dir():
+        if not (path / "config.json").exists():
+            raise UsageError(f"model={spec!r} is a directory without config.json (not an HF checkpoint)")
+        return str(path.resolve())
+    if is_tracking_uri(spec):
+        return str(resolve_checkpoint(spec))
+    if HUB_ID.match(spec) and not spec.startswith(("/", ".")):
+        if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hf_cache(spec):
+            raise UsageError(f"model={spec!r} is a hub id, but the hub is offline and it is not cached")
+        return spec
+    raise UsageError(f"model={spec!r} is not a known model spec; use {ACCEPTED}")
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    from huggingface_hub import try_to_load_from_cache
+
+    return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+
+
+def load_model(spec: str, *, dtype=None):
+    """``(model, tokenizer)`` in eval mode, fp32 by default, padding on the left for generation."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    location = resolve_model(spec)
+    tokenizer = AutoTokenizer.from_pretrained(location)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32)
+    return model.eval(), tokenizer

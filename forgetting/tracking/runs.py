@@ -1,0 +1,87 @@
+"""Stage runs: one MLflow run per stage, reused when an identical stage already FINISHED.
+
+The cache key is the entry point, its parameters, the run IDs of its upstream stages and a
+digest of the project's code, so a changed upstream or changed code invalidates what follows
+(MLflow's multistep-workflow idea keyed on upstream run IDs). A run started by ``mlflow run``
+(``MLFLOW_RUN_ID`` set) becomes the stage run; a stage called inside another run is nested.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from typing import Any, Callable, Mapping
+
+import mlflow
+from mlflow.entities import Run
+
+from forgetting.tracking.store import PROJECT_ROOT, configure, experiment_id
+
+TAG = "forgetting."
+
+
+@lru_cache(maxsize=None)
+def code_version() -> str:
+    """Digest of the library and entry-point sources (works without git)."""
+    digest = hashlib.sha256()
+    for folder in ("forgetting", "entrypoints"):
+        for path in sorted((PROJECT_ROOT / folder).rglob("*.py")):
+            digest.update(str(path.relative_to(PROJECT_ROOT)).encode())
+            digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def cache_key(entry_point: str, params: Mapping[str, Any], upstream: Mapping[str, str]) -> str:
+    payload = {"entry_point": entry_point, "params": {k: str(v) for k, v in params.items()},
+               "upstream": dict(upstream), "code": code_version()}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
+
+
+def find_runs(key: str, experiment_ids: list[str], status: str | None = None) -> list[Run]:
+    query = f"tags.`{TAG}cache_key` = '{key}'"
+    if status:
+        query += f" and attributes.status = '{status}'"
+    return mlflow.search_runs(experiment_ids, query, order_by=["attributes.start_time DESC"],
+                              output_format="list")
+
+
+def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
+              body: Callable[[Run], None], upstream: Mapping[str, str] | None = None,
+              ) -> tuple[Run, bool]:
+    """Run ``body`` inside the stage's MLflow run, or return the FINISHED run it would repeat.
+
+    Returns ``(run, reused)``. Parameters are logged before ``body`` starts; ``body`` logs
+    metrics and artifacts to the active run.
+    """
+    configure()
+    upstream = dict(upstream or {})
+    key = cache_key(entry_point, params, upstream)
+    experiments = sorted({experiment_id(study), *_launcher_experiment()})
+    finished = find_runs(key, experiments, "FINISHED")
+    launcher_id = os.environ.get("MLFLOW_RUN_ID") if mlflow.active_run() is None else None
+    if finished:
+        if launcher_id:
+            mlflow.MlflowClient().set_tag(launcher_id, f"{TAG}reused_run_id", finished[0].info.run_id)
+        return finished[0], True
+
+    tags = {f"{TAG}study": study, f"{TAG}entry_point": entry_point, f"{TAG}cache_key": key,
+            f"{TAG}code_version": code_version(),
+            **{f"{TAG}upstream.{name}": run_id for name, run_id in upstream.items()}}
+    nested = mlflow.active_run() is not None
+    with mlflow.start_run(run_id=launcher_id, experiment_id=None if launcher_id else experiment_id(study),
+                          run_name=None if launcher_id else _run_name(entry_point, params),
+                          nested=nested, tags=tags) as run:
+        mlflow.log_params({**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
+        body(run)
+    return mlflow.get_run(run.info.run_id), False
+
+
+def _launcher_experiment() -> list[str]:
+    launcher = os.environ.get("MLFLOW_EXPERIMENT_ID")
+    return [launcher] if launcher else []
+
+
+def _run_name(entry_point: str, params: Mapping[str, Any]) -> str:
+    shown = [f"{v}" for k, v in params.items() if k in ("model", "task", "method", "sparsity", "domain")]
+    return "-".join([entry_point, *shown])[:120]

@@ -1,0 +1,8 @@
+"""Classic fork bomb.
+
+expect: forbidden
+"""
+import os
+
+while True:
+    os.fork()

@@ -1,0 +1,107 @@
+"""End-to-end: real entry points through ``mlflow run`` on the bundled model with small budgets."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+ENTRY_POINTS = sorted(yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"])
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture
+def env(tmp_path):
+    home = tmp_path / "home"
+    home.mkdir()
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_RUN")}
+    environment |= {"FORGETTING_HOME": str(home), "MLFLOW_TRACKING_URI": f"sqlite:///{home}/mlflow.db",
+                    "PATH": f"{Path(sys.executable).parent}:{environment['PATH']}"}
+    return environment
+
+
+def run(args, env, check=True):
+    result = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+    if check and result.returncode != 0:
+        raise AssertionError(f"{args} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def mlflow_run(entry, params, env, check=True):
+    args = [sys.executable, "-m", "mlflow", "run", ".", "-e", entry, "--env-manager", "local",
+            "--experiment-name", "foundation"]
+    for key, value in params.items():
+        args += ["-P", f"{key}={value}"]
+    return run(args, env, check)
+
+
+def runs_in(env, status=None):
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    found = mlflow.search_runs(search_all_experiments=True, output_format="list")
+    mlflow.set_tracking_uri(None)
+    return [r for r in found if status is None or r.info.status == status]
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_every_entry_point_has_help(entry, env):
+    result = run([sys.executable, f"entrypoints/{entry}.py", "--help"], env)
+    assert "usage:" in result.stdout
+
+
+def test_evaluate_through_mlflow_run_is_cached(env):
+    params = {"task": "arc_easy", "limit": 24, "batch_size": 8}
+    first = mlflow_run("evaluate", params, env)
+    assert "(reused)" not in first.stdout
+    finished = runs_in(env, "FINISHED")
+    stage = [r for r in finished if "accuracy" in r.data.metrics]
+    assert len(stage) == 1
+    metrics = stage[0].data.metrics
+    assert metrics["n_rows"] == 24 and 0.0 <= metrics["accuracy"] <= 1.0
+    assert stage[0].data.params["task"] == "arc_easy"
+    second = mlflow_run("evaluate", params, env)
+    assert "(reused)" in second.stdout
+    assert len([r for r in runs_in(env, "FINISHED") if "accuracy" in r.data.metrics]) == 1
+
+
+@pytest.mark.parametrize("flag, value, names", [
+    ("task", "no_such_task", "task='no_such_task' is not one of"),
+    ("model", "no-such-model", "model='no-such-model' is not a known model spec"),
+    ("batch-size", "-1", "batch_size=-1 is outside"),
+])
+def test_bad_input_is_one_line_before_any_run(flag, value, names, env):
+    result = run([sys.executable, "entrypoints/evaluate.py", f"--{flag}", value], env, check=False)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [f"error: {result.stderr.strip()[7:]}"]
+    assert names in result.stderr
+    assert runs_in(env) == []
+
+
+def test_bad_input_through_mlflow_run_leaves_only_an_empty_failed_launcher_run(env):
+    result = mlflow_run("evaluate", {"task": "no_such_task"}, env, check=False)
+    assert result.returncode != 0
+    assert "task='no_such_task' is not one of" in result.stderr
+    [launcher] = runs_in(env)
+    assert launcher.info.status == "FAILED"
+    assert launcher.data.metrics == {} and launcher.data.params == {}
+    assert "no_such_task" in launcher.data.tags["forgetting.error"]
+
+
+def test_unreachable_tracking_server_fails_before_work(env):
+    env["MLFLOW_TRACKING_URI"] = "http://127.0.0.1:9"
+    result = run([sys.executable, "entrypoints/evaluate.py", "--limit", "2"], env, check=False)
+    assert result.returncode == 2
+    assert "MLFLOW_TRACKING_URI=http://127.0.0.1:9 is unreachable" in result.stderr
+
+
+def test_main_runs_every_stage_and_a_second_call_reuses_them(env):
+    first = mlflow_run("main", {"preset": "smoke"}, env)
+    assert first.stdout.count("evaluate ") == 3 and "(reused)" not in first.stdout
+    assert "open the MLflow UI" in first.stdout
+    second = mlflow_run("main", {"preset": "smoke"}, env)
+    assert second.stdout.count("(reused)") == 3
+    stages = [r for r in runs_in(env, "FINISHED") if "accuracy" in r.data.metrics]
+    assert sorted(r.data.params["task"] for r in stages) == ["arc_easy", "counterfact", "gsm8k"]

@@ -1,0 +1,72 @@
+import mlflow
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from forgetting.errors import UsageError
+from forgetting.tracking import log_checkpoint, resolve_checkpoint, run_stage
+from forgetting.tracking.store import check_reachable, embedded_uri, experiment_id
+
+
+def test_embedded_store_is_an_absolute_sqlite_path(store):
+    assert store == embedded_uri()
+    assert store.startswith("sqlite:////")
+
+
+def test_experiments_are_per_study_with_absolute_artifacts(store):
+    experiment = mlflow.get_experiment(experiment_id("unlearning"))
+    assert experiment.name == "unlearning"
+    assert experiment.artifact_location.startswith("file:///")
+    with pytest.raises(UsageError, match="study='nope'"):
+        experiment_id("nope")
+
+
+def test_unreachable_server_is_one_clear_error():
+    with pytest.raises(UsageError, match="MLFLOW_TRACKING_URI=http://127.0.0.1:9 is unreachable"):
+        check_reachable("http://127.0.0.1:9", timeout=1)
+
+
+def test_registered_checkpoint_resolves_to_the_same_weights(store, tiny_checkpoint):
+    with mlflow.start_run(experiment_id=experiment_id("foundation")) as run:
+        version = log_checkpoint(tiny_checkpoint, register_as="tiny", alias="current",
+                                 tags={"study": "foundation", "stage": "test", "step": 0})
+        again = log_checkpoint(tiny_checkpoint, register_as="tiny", alias="current")
+    assert str(version.version) == str(again.version) == "1"
+    assert version.tags["step"] == "0" and version.tags["parent_run"] == run.info.run_id
+    original = load_file(tiny_checkpoint / "model.safetensors")
+    for spec in ("models:/tiny@current", "models:/tiny/1", f"runs:/{run.info.run_id}/checkpoint",
+                 run.info.run_id):
+        restored = load_file(resolve_checkpoint(spec) / "model.safetensors")
+        assert restored.keys() == original.keys()
+        assert all(torch.equal(restored[k], original[k]) for k in original)
+
+
+def test_unknown_registry_uri_is_a_usage_error(store):
+    with pytest.raises(UsageError, match="not in the model registry"):
+        resolve_checkpoint("models:/missing@current")
+
+
+def test_finished_stage_is_reused_and_upstream_change_reruns(store):
+    calls = []
+
+    def body(run):
+        calls.append(run.info.run_id)
+        mlflow.log_metric("value", 1.0)
+
+    first, reused_first = run_stage("foundation", "evaluate", {"task": "x"}, body, upstream={"model": "a"})
+    second, reused_second = run_stage("foundation", "evaluate", {"task": "x"}, body, upstream={"model": "a"})
+    third, _ = run_stage("foundation", "evaluate", {"task": "x"}, body, upstream={"model": "b"})
+    assert (reused_first, reused_second) == (False, True)
+    assert second.info.run_id == first.info.run_id != third.info.run_id
+    assert len(calls) == 2
+    assert first.data.params == {"task": "x", "upstream_model": "a"}
+
+
+def test_failed_stage_is_not_reused(store):
+    def failing(run):
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        run_stage("foundation", "evaluate", {"task": "y"}, failing)
+    run, reused = run_stage("foundation", "evaluate", {"task": "y"}, lambda run: None)
+    assert not reused and run.info.status == "FINISHED"
