@@ -92,3 +92,17 @@ def test_chat_prompt_format(tokenizer):
     assert format_prompt(tokenizer, "Q", "plain") == "Q"
     wrapped = format_prompt(tokenizer, "Q", "auto")
     assert "Q" in wrapped and wrapped != "Q" and wrapped.rstrip().endswith("assistant")
+
+
+def test_code_scoring_runs_model_programs_in_the_sandbox(monkeypatch, model, tokenizer):
+    from forgetting.data import load_task
+    from forgetting.evaluation import code
+
+    rows = load_task("humaneval", "test", limit=2)
+    solutions = {row["id"]: row["canonical_solution"] for row in rows}
+    completions = [solutions[rows[0]["id"]], "    return None\n"]
+    monkeypatch.setattr("forgetting.evaluation.generation.generate",
+                        lambda *args, **kwargs: (completions, 10))
+    results, _ = code.score_code(model, tokenizer, rows)
+    assert [r["correct"] for r in results] == [True, False]
+    assert results[1]["status"] == "failed"

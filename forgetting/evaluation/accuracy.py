@@ -1,4 +1,5 @@
-"""The ``evaluate`` stage's accuracy suite: any model spec on any multiple-choice or generative task."""
+"""The ``evaluate`` stage's accuracy suite: any model spec on any multiple-choice, generative or code
+task (code: pass@1 of greedy completions, tests run in the sandbox)."""
 from __future__ import annotations
 
 import dataclasses
@@ -12,13 +13,13 @@ from forgetting.evaluation.generative import PROMPT_FORMATS
 from forgetting.models import DEFAULT_MODEL
 from forgetting.models.precision import PRECISIONS
 
-SCORED_KINDS = ("multiple_choice", "generative")
+SCORED_KINDS = ("multiple_choice", "generative", "code")
 
 
 @dataclass(frozen=True)
 class AccuracyConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
-    task: str = field(default="arc_easy", metadata={"help": "a multiple-choice or generative task"})
+    task: str = field(default="arc_easy", metadata={"help": "a multiple-choice, generative or code task"})
     split: str = field(default="eval", metadata={"help": "train, eval or test"})
     limit: int = field(default=0, metadata={"help": "first n rows after a seeded shuffle; 0 = all"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
@@ -46,6 +47,7 @@ class AccuracyConfig:
 def evaluate_accuracy(config: AccuracyConfig) -> dict[str, float]:
     """Score the model inside the active run: metrics, per-example table, dataset input."""
     from forgetting.data import load_task, log_dataset, task_kind
+    from forgetting.evaluation.code import score_code
     from forgetting.evaluation.generative import score_generative
     from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
     from forgetting.models import load_model
@@ -54,9 +56,14 @@ def evaluate_accuracy(config: AccuracyConfig) -> dict[str, float]:
     log_dataset(rows, config.task, config.split)
     model, tokenizer = load_model(config.model)
     started = time.perf_counter()
-    if task_kind(config.task) == "multiple_choice":
+    kind = task_kind(config.task)
+    if kind == "multiple_choice":
         results, tokens = score_multiple_choice(model, tokenizer, rows, config.batch_size, config.precision)
         metrics = {"accuracy": accuracy(results), "accuracy_norm": accuracy(results, "correct_norm")}
+    elif kind == "code":
+        results, tokens = score_code(model, tokenizer, rows, config.max_new_tokens, config.batch_size,
+                                     config.precision)
+        metrics = {"accuracy": accuracy(results)}
     else:
         results, tokens = score_generative(model, tokenizer, config.task, rows, config.max_new_tokens,
                                            config.batch_size, config.precision, config.prompt_format)
