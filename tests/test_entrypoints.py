@@ -86,7 +86,10 @@ def test_bad_input_through_mlflow_run_leaves_only_an_empty_failed_launcher_run(e
     assert "task='no_such_task' is not one of" in result.stderr
     [launcher] = runs_in(env)
     assert launcher.info.status == "FAILED"
-    assert launcher.data.metrics == {} and launcher.data.params == {}
+    assert launcher.data.metrics == {} and "forgetting.cache_key" not in launcher.data.tags
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    assert mlflow.MlflowClient().list_artifacts(launcher.info.run_id) == []
+    mlflow.set_tracking_uri(None)
     assert "no_such_task" in launcher.data.tags["forgetting.error"]
 
 
