@@ -51,6 +51,8 @@ def load_model(spec: str, *, dtype=None):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    import forgetting.models.variable_llama  # noqa: F401 - registers pruned (variable-size) Llamas
+
     location = resolve_model(spec)
     tokenizer = AutoTokenizer.from_pretrained(location)
     if tokenizer.pad_token is None:

@@ -1,0 +1,83 @@
+"""MLP-neuron pruning: score every neuron, keep the best, physically remove the rest.
+
+A pruning method is a module with two functions, registered by name in ``PRUNING_METHODS``:
+
+- ``score_neurons(model, batches, *, seed, **options) -> NeuronScores``: one score per MLP
+  neuron per layer (higher = more important) and the model to prune, without modifying ``model``;
+- ``check_options(**options)``: validate the options without doing any work.
+
+``prune`` chains scoring, selection and removal; ``check_pruning`` validates a whole request up
+front so an entry point can fail before it creates a run.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+from dataclasses import dataclass
+from typing import Iterable, Mapping
+
+import torch
+from torch import nn
+
+from forgetting.errors import UsageError
+from forgetting.registry import Registry
+from forgetting.pruning.remove import (LayerCount, check_selection, count_parameters, counts_as_metrics,
+                                       layer_counts, mask_neurons, remove_neurons, select_neurons)
+from forgetting.pruning.scores import NeuronScores, mlp_widths
+
+PRUNING_METHODS = Registry("pruning method")
+PRUNING_METHODS.register("random", "forgetting.pruning.random:score_neurons")
+PRUNING_METHODS.register("attribution", "forgetting.pruning.attribution:score_neurons")
+PRUNING_METHODS.register("tuneprune", "forgetting.pruning.tuneprune:score_neurons")
+
+
+def check_method_options(method: str, **options) -> None:
+    """Unknown method, unknown option or out-of-range option value: ``UsageError``."""
+    scorer = PRUNING_METHODS.get(method)
+    check_options = importlib.import_module(scorer.__module__).check_options
+    accepted = list(inspect.signature(check_options).parameters)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise UsageError(f"pruning method {method!r} does not take {', '.join(unknown)}; "
+                         f"its options: {', '.join(accepted) or 'none'}")
+    check_options(**options)
+
+
+def check_pruning(method: str, sparsity: float, scope: str = "layer", **options) -> None:
+    check_method_options(method, **options)
+    check_selection(sparsity, scope)
+
+
+def score_neurons(method: str, model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]] | None, *,
+                  seed: int = 0, **options) -> NeuronScores:
+    check_method_options(method, **options)
+    return PRUNING_METHODS.get(method)(model, batches, seed=seed, **options)
+
+
+@dataclass
+class Pruned:
+    """A pruned model and what went into it."""
+
+    model: nn.Module
+    keep: list[torch.Tensor]
+    counts: list[LayerCount]
+    scores: NeuronScores
+
+
+def prune(model: nn.Module, method: str, batches: Iterable[Mapping[str, torch.Tensor]] | None, sparsity: float, *,
+          scope: str = "layer", seed: int = 0, **options) -> Pruned:
+    """Score with ``method``, keep the top ``1 - sparsity`` per layer (or globally), remove the rest.
+
+    The neurons are removed from ``NeuronScores.model``: the input model for ``random`` and
+    ``attribution``, the group-lasso-tuned copy for ``tuneprune``. ``model`` is not modified.
+    """
+    check_pruning(method, sparsity, scope, **options)
+    scores = score_neurons(method, model, batches, seed=seed, **options)
+    keep = select_neurons(scores.scores, sparsity, scope)
+    return Pruned(model=remove_neurons(scores.model, keep), keep=keep,
+                  counts=layer_counts(scores.model, keep), scores=scores)
+
+
+__all__ = ["PRUNING_METHODS", "LayerCount", "NeuronScores", "Pruned", "check_method_options", "check_pruning",
+           "count_parameters", "counts_as_metrics", "layer_counts", "mask_neurons", "mlp_widths", "prune",
+           "remove_neurons", "score_neurons", "select_neurons"]

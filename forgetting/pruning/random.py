@@ -1,0 +1,20 @@
+"""Random neuron scores: the baseline every informed criterion has to beat."""
+from __future__ import annotations
+
+from typing import Iterable
+
+import torch
+from torch import nn
+
+from forgetting.pruning.scores import NeuronScores, mlp_widths
+
+
+def check_options() -> None:
+    """``random`` takes no options beyond the seed."""
+
+
+def score_neurons(model: nn.Module, batches: Iterable | None = None, *, seed: int = 0) -> NeuronScores:
+    """Uniform [0, 1) scores drawn from ``seed`` alone; ``batches`` is not read."""
+    generator = torch.Generator().manual_seed(seed)
+    scores = [torch.rand(width, generator=generator) for width in mlp_widths(model)]
+    return NeuronScores(scores=scores, model=model)

@@ -1,0 +1,187 @@
+"""Neuron scoring, selection and physical removal on the tiny random Llama."""
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from forgetting.errors import UsageError
+from forgetting.models.tiny import tiny_llama
+from forgetting.models.variable_llama import VariableLlamaForCausalLM
+from forgetting.pruning import (PRUNING_METHODS, check_pruning, count_parameters, counts_as_metrics, layer_counts,
+                                mask_neurons, mlp_widths, prune, remove_neurons, score_neurons, select_neurons)
+from forgetting.pruning.scores import mlp_modules
+from forgetting.pruning.tuneprune import neuron_group_norms
+
+WIDTH, HIDDEN, LAYERS = 128, 64, 2
+FAST_TUNEPRUNE = {"steps": 3, "lr": 1e-3}
+
+
+def code_batches(count=2, batch_size=2, length=12, seed=0):
+    """Causal-LM batches of random token ids, the shape the prune stage feeds from Python code."""
+    generator = torch.Generator().manual_seed(seed)
+    batches = []
+    for _ in range(count):
+        input_ids = torch.randint(0, 256, (batch_size, length), generator=generator)
+        batches.append({"input_ids": input_ids, "attention_mask": torch.ones_like(input_ids),
+                        "labels": input_ids.clone()})
+    return batches
+
+
+def state_of(model):
+    return {name: tensor.clone() for name, tensor in model.state_dict().items()}
+
+
+def assert_same_state(model, state):
+    current = model.state_dict()
+    assert current.keys() == state.keys()
+    for name, tensor in state.items():
+        assert torch.equal(current[name], tensor), name
+
+
+@pytest.fixture(scope="module")
+def dense():
+    return tiny_llama()
+
+
+@pytest.mark.parametrize("sparsity", [0.3, 0.63, 0.8])
+def test_each_layer_loses_round_sparsity_times_width(dense, sparsity):
+    keep = select_neurons(score_neurons("random", dense, None, seed=1).scores, sparsity)
+    pruned = remove_neurons(dense, keep)
+    removed = round(sparsity * WIDTH)
+    assert mlp_widths(pruned) == [WIDTH - removed] * LAYERS
+    assert pruned.config.intermediate_sizes == [WIDTH - removed] * LAYERS
+    assert [count.removed for count in layer_counts(dense, keep)] == [removed] * LAYERS
+    assert count_parameters(dense) - count_parameters(pruned) == LAYERS * removed * 3 * HIDDEN
+    assert counts_as_metrics(layer_counts(dense, keep))["removed_neurons"] == LAYERS * removed
+
+
+def test_global_scope_removes_the_global_count_and_keeps_a_neuron_per_layer():
+    scores = [torch.arange(WIDTH, dtype=torch.float) + 1000, torch.arange(WIDTH, dtype=torch.float)]
+    keep = select_neurons(scores, 0.3, scope="global")
+    assert sum(WIDTH - len(indices) for indices in keep) == round(0.3 * 2 * WIDTH)
+    assert len(keep[0]) == WIDTH
+    keep = select_neurons(scores, 0.99, scope="global")
+    assert [len(indices) for indices in keep] == [2, 1]
+    assert keep[1].tolist() == [WIDTH - 1]
+
+
+def test_pruned_checkpoint_loads_with_plain_from_pretrained(dense, tmp_path):
+    pruned = prune(dense, "random", None, 0.63, seed=3).model
+    pruned.save_pretrained(tmp_path)
+    loaded = AutoModelForCausalLM.from_pretrained(tmp_path)
+    assert type(loaded) is VariableLlamaForCausalLM
+    assert loaded.config.intermediate_sizes == pruned.config.intermediate_sizes
+    assert loaded.lm_head.weight is loaded.model.embed_tokens.weight
+    assert_same_state(loaded, pruned.state_dict())
+
+
+def test_pruned_logits_equal_masked_dense_logits(dense):
+    batch = code_batches(count=1, length=10, seed=5)[0]
+    batch["attention_mask"][1, 7:] = 0
+    once = prune(dense, "random", None, 0.63, seed=4)
+    twice = prune(once.model, "random", None, 0.3, seed=5)
+    with torch.no_grad():
+        for result, source in ((once, dense), (twice, once.model)):
+            pruned_logits = result.model(**batch).logits
+            masked_logits = mask_neurons(source, result.keep)(**batch).logits
+            torch.testing.assert_close(pruned_logits, masked_logits, atol=1e-4, rtol=0)
+            assert not torch.allclose(pruned_logits, source(**batch).logits, atol=1e-4)
+
+
+def test_removal_keeps_dtype_and_the_pruned_model_generates():
+    half = tiny_llama().to(torch.bfloat16)
+    pruned = prune(half, "random", None, 0.5).model
+    assert {parameter.dtype for parameter in pruned.parameters()} == {torch.bfloat16}
+    generated = pruned.generate(torch.tensor([[1, 2, 3]]), max_new_tokens=4, do_sample=False)
+    assert generated.shape == (1, 7)
+
+
+@pytest.mark.parametrize("sparsity", [-0.1, 1.0])
+def test_sparsity_outside_unit_interval_is_a_usage_error(sparsity):
+    with pytest.raises(UsageError, match=r"sparsity=.* is outside \[0, 1\)"):
+        check_pruning("random", sparsity)
+    with pytest.raises(UsageError, match="sparsity"):
+        select_neurons([torch.rand(WIDTH)], sparsity)
+
+
+def test_unknown_method_lists_the_allowed_names(dense):
+    with pytest.raises(UsageError, match="attribution, random, tuneprune"):
+        prune(dense, "magnitude", None, 0.3)
+    assert PRUNING_METHODS.names() == ["attribution", "random", "tuneprune"]
+
+
+def test_negative_lambda_and_unknown_options_are_usage_errors(dense):
+    with pytest.raises(UsageError, match="l1_lambda"):
+        check_pruning("tuneprune", 0.3, l1_lambda=-1e-4)
+    with pytest.raises(UsageError, match="l1_lambda"):
+        score_neurons("tuneprune", dense, code_batches(), l1_lambda=-1.0)
+    with pytest.raises(UsageError, match="steps"):
+        check_pruning("random", 0.3, steps=10)
+
+
+def test_random_scores_are_deterministic_per_seed(dense):
+    first, again, other = (score_neurons("random", dense, None, seed=seed).scores for seed in (7, 7, 8))
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    assert not torch.equal(first[0], other[0])
+    assert [len(score) for score in first] == [WIDTH] * LAYERS
+
+
+def _loss_with_scaled_activation(model, batch, layer, neuron, token, factor):
+    def scale(module, args):
+        activation = args[0].clone()
+        activation[:, token, neuron] *= factor
+        return (activation,)
+
+    handle = mlp_modules(model)[layer].down_proj.register_forward_pre_hook(scale)
+    try:
+        with torch.no_grad():
+            logits = model(input_ids=batch["input_ids"]).logits
+    finally:
+        handle.remove()
+    # in float64: the model's own loss is computed in float32
+    return torch.nn.functional.cross_entropy(logits[:, :-1].flatten(0, 1), batch["labels"][:, 1:].flatten()).item()
+
+
+def test_attribution_matches_per_token_finite_differences():
+    """d L / d eps of scaling a_tj by (1 + eps) is a_tj * dL/da_tj: sum its |.| over tokens.
+
+    Llama's RMSNorm rounds hidden states to float32 even in a float64 model, so epsilon must be
+    large enough to rise above that rounding; the central difference's O(eps^2) error stays small.
+    Neuron (0, 3) reaches the loss through layer 1's MLP too, which a cut graph would miss.
+    """
+    model = tiny_llama(seed=1).double()
+    batches = code_batches(count=2, batch_size=1, length=6, seed=9)
+    scores = score_neurons("attribution", model, batches).scores
+    epsilon = 0.02
+    for layer, neuron in ((0, 3), (1, 100)):
+        expected = sum(
+            abs(_loss_with_scaled_activation(model, batch, layer, neuron, token, 1 + epsilon)
+                - _loss_with_scaled_activation(model, batch, layer, neuron, token, 1 - epsilon)) / (2 * epsilon)
+            for batch in batches for token in range(6))
+        assert scores[layer][neuron].item() == pytest.approx(expected, rel=2e-3)
+    frozen = score_neurons("attribution", model.requires_grad_(False), batches).scores
+    assert all(torch.allclose(a, b) for a, b in zip(frozen, scores))
+
+
+def test_tuneprune_lambda_shrinks_neuron_norms(dense):
+    plain = score_neurons("tuneprune", dense, code_batches(), l1_lambda=0.0, **FAST_TUNEPRUNE)
+    lasso = score_neurons("tuneprune", dense, code_batches(), l1_lambda=1e-2, **FAST_TUNEPRUNE)
+    for plain_norms, lasso_norms in zip(plain.scores, lasso.scores):
+        assert (lasso_norms < plain_norms).float().mean() > 0.9
+    assert lasso.model is not dense
+    torch.testing.assert_close(lasso.scores[0], neuron_group_norms(mlp_modules(lasso.model)[0]).detach())
+
+
+def test_tuneprune_prunes_the_tuned_copy(dense):
+    result = prune(dense, "tuneprune", code_batches(), 0.3, **FAST_TUNEPRUNE)
+    tuned_down = mlp_modules(result.scores.model)[0].down_proj.weight[:, result.keep[0]]
+    assert torch.equal(mlp_modules(result.model)[0].down_proj.weight, tuned_down)
+
+
+@pytest.mark.parametrize("method, options", [("random", {}), ("attribution", {}), ("tuneprune", FAST_TUNEPRUNE)])
+def test_scoring_and_removal_leave_the_input_model_unchanged(method, options):
+    model = tiny_llama(seed=2).train()
+    before = state_of(model)
+    prune(model, method, code_batches(), 0.5, **options)
+    assert_same_state(model, before)
+    assert model.training
+    assert all(parameter.grad is None for parameter in model.parameters())
