@@ -32,6 +32,22 @@ def evaluate_stage(config: AccuracyConfig, study: str = "foundation"):
     return run
 
 
+def prune_stage(config):
+    """Validate, then prune in a cached stage run of the unlearning study."""
+    from forgetting.pruning.stage import prune_model
+
+    configure()
+    config.validate()
+    location = resolve_model(config.model)
+    run, reused = run_stage("unlearning", "prune", dataclasses.asdict(config),
+                            lambda _: prune_model(config), upstream={"model": location})
+    metrics = run.data.metrics
+    print(f"prune {config.method} {config.sparsity:.0%} {config.model}: parameters x{metrics['parameter_ratio']:.3f}, "
+          f"held-out Python loss {metrics['heldout_loss_before']:.3f} -> {metrics['heldout_loss_after']:.3f}  "
+          f"run {run.info.run_id}{' (reused)' if reused else ''}")
+    return run
+
+
 def main_stage(model: str, preset: str) -> list:
     """The embedded default job: the accuracy suite of ``model`` over a few real tasks."""
     from forgetting.errors import check_choice

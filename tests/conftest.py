@@ -33,3 +33,18 @@ def tiny_checkpoint(tmp_path):
     path = tmp_path / "tiny"
     tiny_llama().save_pretrained(path)
     return path
+
+
+@pytest.fixture
+def tiny_checkpoint_with_tokenizer(tmp_path):
+    """The tiny Llama sized to the bundled tokenizer, saved with it: a complete model spec."""
+    from transformers import AutoTokenizer
+
+    from forgetting.models.bundled import bundled_model_dir
+    from forgetting.models.tiny import tiny_llama
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
+    path = tmp_path / "tiny-with-tokenizer"
+    tiny_llama(vocab_size=len(tokenizer)).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path

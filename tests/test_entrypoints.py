@@ -108,3 +108,25 @@ def test_main_runs_every_stage_and_a_second_call_reuses_them(env):
     assert second.stdout.count("(reused)") == 3
     stages = [r for r in runs_in(env, "FINISHED") if "accuracy" in r.data.metrics]
     assert sorted(r.data.params["task"] for r in stages) == ["arc_easy", "counterfact", "gsm8k"]
+
+
+def test_prune_registers_a_smaller_model_that_loads_with_from_pretrained(env, tiny_checkpoint_with_tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    import forgetting.models.variable_llama  # noqa: F401
+
+    params = {"model": tiny_checkpoint_with_tokenizer, "method": "attribution", "sparsity": 0.5,
+              "calibration_blocks": 2, "eval_blocks": 2, "block_size": 32, "batch_size": 2,
+              "register_as": "tiny-pruned"}
+    mlflow_run("prune", params, env)
+    assert "(reused)" in mlflow_run("prune", params, env).stdout
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    try:
+        [version] = mlflow.MlflowClient().search_model_versions("name = 'tiny-pruned'")
+        assert version.tags["method"] == "attribution" and version.tags["sparsity"] == "0.5"
+        path = mlflow.artifacts.download_artifacts("models:/tiny-pruned@pruned")
+    finally:
+        mlflow.set_tracking_uri(None)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    assert model.config.intermediate_sizes == [64, 64]
+    assert [layer.mlp.down_proj.in_features for layer in model.model.layers] == [64, 64]

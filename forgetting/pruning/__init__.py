@@ -25,7 +25,7 @@ from forgetting.pruning.remove import (LayerCount, check_selection, count_parame
                                        layer_counts, mask_neurons, remove_neurons, select_neurons)
 from forgetting.pruning.scores import NeuronScores, mlp_widths
 
-PRUNING_METHODS = Registry("pruning method")
+PRUNING_METHODS = Registry("method")
 PRUNING_METHODS.register("random", "forgetting.pruning.random:score_neurons")
 PRUNING_METHODS.register("attribution", "forgetting.pruning.attribution:score_neurons")
 PRUNING_METHODS.register("tuneprune", "forgetting.pruning.tuneprune:score_neurons")

@@ -1,0 +1,14 @@
+"""prune: remove the lowest-scoring MLP neurons (random, attribution, tuneprune) and register the model."""
+from forgetting.cli import parse_config, run_cli
+from forgetting.pruning.stage import PruneConfig
+
+
+def main() -> None:
+    config = parse_config(PruneConfig, __doc__)
+    from forgetting.stages import prune_stage
+
+    prune_stage(config)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,75 @@
+"""The ``prune`` stage: score MLP neurons on Python code, remove the weakest, register the result."""
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass, field
+
+import mlflow
+
+from forgetting.errors import check_range
+from forgetting.models import DEFAULT_MODEL
+from forgetting.pruning.tuneprune import DEFAULT_L1_LAMBDA, DEFAULT_STEPS
+
+
+@dataclass(frozen=True)
+class PruneConfig:
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec to prune"})
+    method: str = field(default="attribution", metadata={"help": "random, attribution or tuneprune"})
+    sparsity: float = field(default=0.3, metadata={"help": "fraction of MLP neurons removed, in [0, 1)"})
+    scope: str = field(default="layer", metadata={"help": "layer (same fraction per layer) or global"})
+    seed: int = field(default=0, metadata={"help": "seed of random scores and corpus sampling"})
+    calibration_blocks: int = field(default=32, metadata={"help": "Python-code blocks for scoring/tuning"})
+    eval_blocks: int = field(default=16, metadata={"help": "held-out Python-code blocks for the loss"})
+    block_size: int = field(default=256, metadata={"help": "tokens per block"})
+    batch_size: int = field(default=4, metadata={"help": "blocks per batch"})
+    l1_lambda: float = field(default=DEFAULT_L1_LAMBDA, metadata={"help": "tuneprune group-lasso weight, >= 0"})
+    tuneprune_steps: int = field(default=DEFAULT_STEPS, metadata={"help": "tuneprune training steps"})
+    precision: str = field(default="fp32", metadata={"help": "fp32 or bf16-autocast"})
+    register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
+
+    def method_options(self) -> dict:
+        options = {"precision": self.precision} if self.method != "random" else {}
+        if self.method == "tuneprune":
+            options |= {"l1_lambda": self.l1_lambda, "steps": self.tuneprune_steps}
+        return options
+
+    def validate(self) -> None:
+        from forgetting.pruning import check_pruning
+
+        check_pruning(self.method, self.sparsity, self.scope, **self.method_options())
+        for name in ("calibration_blocks", "eval_blocks", "block_size", "batch_size"):
+            check_range(name, getattr(self, name), 1)
+
+    def model_name(self) -> str:
+        base = self.model if self.model == DEFAULT_MODEL else "model"
+        return self.register_as or f"{base}-{self.method}-{round(100 * self.sparsity)}"
+
+
+def prune_model(config: PruneConfig) -> dict[str, float]:
+    """Inside the active run: held-out loss before/after, counts, the pruned checkpoint registered."""
+    from forgetting.models import load_model
+    from forgetting.pruning import count_parameters, counts_as_metrics, prune
+    from forgetting.tracking import log_checkpoint
+    from forgetting.training.corpus import lm_batches, python_code_blocks
+    from forgetting.training.loss import heldout_loss
+
+    model, tokenizer = load_model(config.model)
+    calibration = python_code_blocks(tokenizer, "train", config.block_size, config.calibration_blocks, config.seed)
+    held_out = python_code_blocks(tokenizer, "eval", config.block_size, config.eval_blocks, config.seed)
+    loss_before = heldout_loss(model, lm_batches(held_out, config.batch_size), config.precision)
+    pruned = prune(model, config.method, lm_batches(calibration, config.batch_size), config.sparsity,
+                   scope=config.scope, seed=config.seed, **config.method_options())
+    metrics = {"heldout_loss_before": loss_before,
+               "heldout_loss_after": heldout_loss(pruned.model, lm_batches(held_out, config.batch_size),
+                                                  config.precision),
+               "parameters_before": count_parameters(model), "parameters_after": count_parameters(pruned.model),
+               **counts_as_metrics(pruned.counts), **pruned.scores.metrics}
+    metrics["parameter_ratio"] = metrics["parameters_after"] / metrics["parameters_before"]
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as directory:
+        pruned.model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        log_checkpoint(directory, register_as=config.model_name(), alias="pruned",
+                       tags={"study": "unlearning", "stage": "prune", "method": config.method,
+                             "sparsity": config.sparsity, "step": 0})
+    return metrics

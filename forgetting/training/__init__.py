@@ -1,0 +1,1 @@
+"""Training: corpus batching, held-out loss (continued training and fine-tuning build on these)."""
