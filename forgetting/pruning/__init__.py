@@ -26,7 +26,7 @@ from forgetting.pruning.remove import (LayerCount, check_selection, count_parame
 from forgetting.pruning.scores import NeuronScores, mlp_widths
 
 PRUNING_METHODS = Registry("method")
-PRUNING_METHODS.register("random", "forgetting.pruning.random:score_neurons")
+PRUNING_METHODS.register("random", "forgetting.pruning.random_scores:score_neurons")
 PRUNING_METHODS.register("attribution", "forgetting.pruning.attribution:score_neurons")
 PRUNING_METHODS.register("tuneprune", "forgetting.pruning.tuneprune:score_neurons")
 
