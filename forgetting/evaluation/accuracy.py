@@ -2,7 +2,6 @@
 task (code: pass@1 of greedy completions, tests run in the sandbox)."""
 from __future__ import annotations
 
-import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -77,7 +76,3 @@ def evaluate_accuracy(config: AccuracyConfig) -> dict[str, float]:
 
 def _as_table(results: list[dict]) -> dict[str, list]:
     return {key: [str(r[key]) if isinstance(r[key], list) else r[key] for r in results] for key in results[0]}
-
-
-def config_params(config) -> dict:
-    return dataclasses.asdict(config)
