@@ -19,13 +19,19 @@ MAIN_PRESETS = {
 }
 
 
-def evaluate_stage(config: AccuracyConfig, study: str = "foundation"):
-    """Validate before any run exists, then score the model in a cached stage run."""
+def cached_model_stage(study: str, entry_point: str, config, body):
+    """Validate ``config`` and resolve its model before any run exists, then run ``body(config)``
+    in a cached stage run whose upstream is the resolved model. Returns ``(run, reused)``."""
     configure()
     config.validate()
     location = resolve_model(config.model)
-    run, reused = run_stage(study, "evaluate", dataclasses.asdict(config),
-                            lambda _: evaluate_accuracy(config), upstream={"model": location})
+    return run_stage(study, entry_point, dataclasses.asdict(config), lambda _: body(config),
+                     upstream={"model": location})
+
+
+def evaluate_stage(config: AccuracyConfig, study: str = "foundation"):
+    """Score the model on one task in a cached stage run."""
+    run, reused = cached_model_stage(study, "evaluate", config, evaluate_accuracy)
     metrics = run.data.metrics
     print(f"evaluate {config.task} [{config.split}, {int(metrics['n_rows'])} rows] {config.model}: "
           f"accuracy={metrics['accuracy']:.4f}  run {run.info.run_id}{' (reused)' if reused else ''}")
@@ -33,14 +39,10 @@ def evaluate_stage(config: AccuracyConfig, study: str = "foundation"):
 
 
 def prune_stage(config):
-    """Validate, then prune in a cached stage run of the unlearning study."""
+    """Prune in a cached stage run of the unlearning study."""
     from forgetting.pruning.stage import prune_model
 
-    configure()
-    config.validate()
-    location = resolve_model(config.model)
-    run, reused = run_stage("unlearning", "prune", dataclasses.asdict(config),
-                            lambda _: prune_model(config), upstream={"model": location})
+    run, reused = cached_model_stage("unlearning", "prune", config, prune_model)
     metrics = run.data.metrics
     print(f"prune {config.method} {config.sparsity:.0%} {config.model}: parameters x{metrics['parameter_ratio']:.3f}, "
           f"held-out Python loss {metrics['heldout_loss_before']:.3f} -> {metrics['heldout_loss_after']:.3f}  "
