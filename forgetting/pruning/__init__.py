@@ -71,8 +71,8 @@ def prune(model: nn.Module, method: str, batches: Iterable[Mapping[str, torch.Te
     The neurons are removed from ``NeuronScores.model``: the input model for ``random`` and
     ``attribution``, the group-lasso-tuned copy for ``tuneprune``. ``model`` is not modified.
     """
-    check_pruning(method, sparsity, scope, **options)
-    scores = score_neurons(method, model, batches, seed=seed, **options)
+    check_selection(sparsity, scope)
+    scores = score_neurons(method, model, batches, seed=seed, **options)  # checks method and options
     keep = select_neurons(scores.scores, sparsity, scope)
     return Pruned(model=remove_neurons(scores.model, keep), keep=keep,
                   counts=layer_counts(scores.model, keep), scores=scores)

@@ -1,7 +1,9 @@
 """The ``prune`` stage: score MLP neurons on Python code, remove the weakest, register the result."""
 from __future__ import annotations
 
+import re
 import tempfile
+from pathlib import Path
 from dataclasses import dataclass, field
 
 import mlflow
@@ -41,7 +43,9 @@ class PruneConfig:
             check_range(name, getattr(self, name), 1)
 
     def model_name(self) -> str:
-        base = self.model if self.model == DEFAULT_MODEL else "model"
+        """``register_as``, or ``<model>-<method>-<percent>`` (a directory by its name, a URI spelled out)."""
+        spec = Path(self.model).name if Path(self.model).is_dir() else self.model
+        base = re.sub(r"[^\w.-]+", "-", spec).strip("-")
         return self.register_as or f"{base}-{self.method}-{round(100 * self.sparsity)}"
 
 
