@@ -1,4 +1,4 @@
-"""main: the embedded default job (accuracy of the default model on a few real tasks), cached."""
+"""main: the unlearning study (prune x sparsity -> train on Python -> fine-tuning sweeps -> report), cached."""
 from dataclasses import dataclass, field
 
 from forgetting.cli import parse_config, run_cli
@@ -8,15 +8,15 @@ from forgetting.models import DEFAULT_MODEL
 @dataclass(frozen=True)
 class MainConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec"})
-    preset: str = field(default="quick", metadata={"help": "quick (minutes on 2 CPU cores), full (whole splits) or smoke"})
+    preset: str = field(default="quick", metadata={"help": "quick (about 20 min on 2 CPU cores), paper (published budgets, GPU) or smoke"})
 
 
 def main() -> None:
     config = parse_config(MainConfig, __doc__)
     from forgetting.tracking.ui import print_where_results_are
-    from forgetting.stages import main_stage
+    from forgetting.unlearning import run_grid
 
-    main_stage(config.model, config.preset)
+    run_grid(config.model, config.preset)
     print_where_results_are()
 
 

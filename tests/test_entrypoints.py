@@ -100,14 +100,18 @@ def test_unreachable_tracking_server_fails_before_work(env):
     assert "MLFLOW_TRACKING_URI=http://127.0.0.1:9 is unreachable" in result.stderr
 
 
-def test_main_runs_every_stage_and_a_second_call_reuses_them(env):
-    first = mlflow_run("main", {"preset": "smoke"}, env)
-    assert first.stdout.count("evaluate ") == 3 and "(reused)" not in first.stdout
-    assert "open the MLflow UI" in first.stdout
-    second = mlflow_run("main", {"preset": "smoke"}, env)
-    assert second.stdout.count("(reused)") == 3
-    stages = [r for r in runs_in(env, "FINISHED") if "accuracy" in r.data.metrics]
-    assert sorted(r.data.params["task"] for r in stages) == ["arc_easy", "counterfact", "gsm8k"]
+def test_main_runs_the_unlearning_grid_and_a_second_call_reuses_every_stage(env, tiny_checkpoint_with_tokenizer):
+    params = {"preset": "smoke", "model": tiny_checkpoint_with_tokenizer}
+    first = mlflow_run("main", params, env)
+    assert "(reused)" not in first.stdout and "open the MLflow UI" in first.stdout
+    assert [first.stdout.count(f"{stage} ") for stage in ("prune", "train", "finetune")] == [2, 3, 6]
+    report = Path(first.stdout.split("-> ")[-1].split()[0])
+    assert report.exists() and "Plotly" in report.read_text()
+    second = mlflow_run("main", params, env)
+    assert second.stdout.count("(reused)") == 2 + 3 + 6
+    finetunes = [r for r in runs_in(env, "FINISHED") if r.data.tags.get("forgetting.entry_point") == "finetune"]
+    assert sorted((r.data.params["method"], r.data.params["step"]) for r in finetunes) == sorted(
+        (method, step) for method in ("none", "random", "attribution") for step in ("0", "2"))
 
 
 def test_prune_registers_a_smaller_model_that_loads_with_from_pretrained(env, tiny_checkpoint_with_tokenizer):

@@ -70,3 +70,17 @@ def test_failed_stage_is_not_reused(store):
         run_stage("foundation", "evaluate", {"task": "y"}, failing)
     run, reused = run_stage("foundation", "evaluate", {"task": "y"}, lambda run: None)
     assert not reused and run.info.status == "FINISHED"
+
+
+def test_version_key_dedupes_a_checkpoint_across_runs(store, tiny_checkpoint):
+    from forgetting.tracking.checkpoints import version_by_key
+
+    with mlflow.start_run(experiment_id=experiment_id("unlearning")):
+        first = log_checkpoint(tiny_checkpoint, "checkpoints/step-1", register_as="tiny-python",
+                               alias="step-1", version_key="key:1", tags={"step": 1})
+    with mlflow.start_run(experiment_id=experiment_id("unlearning")) as resumed:
+        again = log_checkpoint(tiny_checkpoint, "checkpoints/step-1", register_as="tiny-python",
+                               alias="step-1", version_key="key:1", tags={"step": 1})
+    assert again.version == first.version == version_by_key("tiny-python", "key:1").version
+    assert len(mlflow.MlflowClient().search_model_versions("name = 'tiny-python'")) == 1
+    assert mlflow.MlflowClient().list_artifacts(resumed.info.run_id) == []

@@ -83,15 +83,19 @@ def question_logprobs(model, tokenizer, questions: list[tuple[str, list[str]]], 
         with autocast(precision):
             hidden = decoder(input_ids=ids, position_ids=positions,
                              attention_mask=_block_mask(segments, lengths)).last_hidden_state
-        for row, index in enumerate(order[start:start + batch_size]):
-            choice_scores = []
-            for predictors, targets in batch[row]["scored"]:
-                logits = head(hidden[row, predictors].float())
-                if softcap:
-                    logits = torch.tanh(logits / softcap) * softcap
-                log_probs = logits.log_softmax(-1).gather(-1, torch.tensor(targets)[:, None])
-                choice_scores.append(log_probs.sum().item())
-            scores[index] = choice_scores
+        rows = [row for row, item in enumerate(batch) for predictors, _ in item["scored"] for _ in predictors]
+        columns = [p for item in batch for predictors, _ in item["scored"] for p in predictors]
+        targets = torch.tensor([t for item in batch for _, choice in item["scored"] for t in choice])
+        logits = head(hidden[rows, columns].float())  # one head call: it reads the whole vocabulary
+        if softcap:
+            logits = torch.tanh(logits / softcap) * softcap
+        token_scores = logits.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1).tolist()
+        cursor = 0
+        for item, index in zip(batch, order[start:start + batch_size]):
+            scores[index] = []
+            for _, choice in item["scored"]:
+                scores[index].append(sum(token_scores[cursor:cursor + len(choice)]))
+                cursor += len(choice)
         tokens += sum(lengths)
     return scores, tokens
 

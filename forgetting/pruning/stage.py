@@ -1,9 +1,7 @@
 """The ``prune`` stage: score MLP neurons on Python code, remove the weakest, register the result."""
 from __future__ import annotations
 
-import re
 import tempfile
-from pathlib import Path
 from dataclasses import dataclass, field
 
 import mlflow
@@ -43,10 +41,10 @@ class PruneConfig:
             check_range(name, getattr(self, name), 1)
 
     def model_name(self) -> str:
-        """``register_as``, or ``<model>-<method>-<percent>`` (a directory by its name, a URI spelled out)."""
-        spec = Path(self.model).name if Path(self.model).is_dir() else self.model
-        base = re.sub(r"[^\w.-]+", "-", spec).strip("-")
-        return self.register_as or f"{base}-{self.method}-{round(100 * self.sparsity)}"
+        """``register_as``, or ``<model>-<method>-<percent>``."""
+        from forgetting.tracking.checkpoints import registered_name
+
+        return self.register_as or f"{registered_name(self.model)}-{self.method}-{round(100 * self.sparsity)}"
 
 
 def prune_model(config: PruneConfig) -> dict[str, float]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import urlparse
 from typing import Mapping
 
 import mlflow
@@ -20,6 +21,7 @@ from forgetting.errors import UsageError
 from forgetting.tracking.store import configure, home
 
 CHECKPOINT_TAG = "forgetting.checkpoint"
+VERSION_KEY_TAG = "forgetting.version_key"
 RUN_ID = re.compile(r"^[0-9a-f]{32}$")
 MODEL_URI = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
 RUN_URI = re.compile(r"^runs:/(?P<run_id>[0-9a-f]{32})/(?P<path>.+)$")
@@ -31,22 +33,29 @@ def is_tracking_uri(spec: str) -> bool:
 
 def log_checkpoint(directory: str | Path, artifact_path: str = "checkpoint", *,
                    register_as: str | None = None, alias: str | None = None,
-                   tags: Mapping[str, object] | None = None) -> ModelVersion | None:
+                   tags: Mapping[str, object] | None = None,
+                   version_key: str | None = None) -> ModelVersion | None:
     """Log ``directory`` to the active run and, with ``register_as``, register it as a model version.
 
-    Registration is idempotent per (run, artifact path): a resumed stage that logs the same
-    checkpoint again gets the existing version back instead of a duplicate.
+    Registration is idempotent: per (run, artifact path), and per ``version_key`` across runs, so a
+    resumed stage that reaches a checkpoint its killed attempt already registered gets that
+    version back (nothing logged again) instead of a duplicate.
     """
     run = mlflow.active_run()
     if run is None:
         raise RuntimeError("log_checkpoint needs an active MLflow run")
+    client = mlflow.MlflowClient()
+    if register_as is not None and version_key is not None:
+        if found := version_by_key(register_as, version_key):
+            return _with_alias(client, found, alias)
     mlflow.log_artifacts(str(directory), artifact_path)
     mlflow.set_tag(CHECKPOINT_TAG, artifact_path)
     if register_as is None:
         return None
-    client = mlflow.MlflowClient()
     source = f"runs:/{run.info.run_id}/{artifact_path}"
     tags = {k: str(v) for k, v in (tags or {}).items()} | {"parent_run": run.info.run_id}
+    if version_key is not None:
+        tags[VERSION_KEY_TAG] = version_key
     try:
         client.create_registered_model(register_as)
     except MlflowException as error:
@@ -56,9 +65,44 @@ def log_checkpoint(directory: str | Path, artifact_path: str = "checkpoint", *,
                 if v.source == source]
     version = existing[0] if existing else client.create_model_version(
         register_as, source=source, run_id=run.info.run_id, tags=tags)
+    return _with_alias(client, version, alias)
+
+
+def version_by_key(name: str, version_key: str) -> ModelVersion | None:
+    """The version of ``name`` registered under ``version_key`` (see ``log_checkpoint``), if any."""
+    found = mlflow.MlflowClient().search_model_versions(
+        f"name = '{name}' and tags.`{VERSION_KEY_TAG}` = '{version_key}'")
+    return found[0] if found else None
+
+
+def _with_alias(client, version: ModelVersion, alias: str | None) -> ModelVersion:
     if alias:
-        client.set_registered_model_alias(register_as, alias, version.version)
+        client.set_registered_model_alias(version.name, alias, version.version)
     return version
+
+
+def registered_name(spec: str) -> str:
+    """A registry name derived from a model spec: the registered name of a ``models:/`` URI, the
+    folder name of a directory, otherwise the spec with unsafe characters replaced."""
+    if match := MODEL_URI.match(spec):
+        return match["name"]
+    base = Path(spec).name if Path(spec).is_dir() else spec
+    return re.sub(r"[^\w.-]+", "-", base).strip("-")
+
+
+def checkpoint_version(spec: str) -> ModelVersion | None:
+    """The registered version behind ``models:/…`` (or a ``runs:/`` URI that one was registered from)."""
+    client = mlflow.MlflowClient()
+    if match := MODEL_URI.match(spec):
+        try:
+            return (client.get_model_version_by_alias(match["name"], match["alias"]) if match["alias"]
+                    else client.get_model_version(match["name"], match["version"]))
+        except MlflowException:
+            raise UsageError(f"model={spec!r} is not in the model registry") from None
+    if match := RUN_URI.match(spec):
+        found = [v for v in client.search_model_versions(f"run_id = '{match['run_id']}'") if v.source == spec]
+        return found[0] if found else None
+    return None
 
 
 def resolve_checkpoint(spec: str) -> Path:
@@ -68,14 +112,13 @@ def resolve_checkpoint(spec: str) -> Path:
     """
     configure()
     client = mlflow.MlflowClient()
-    if match := MODEL_URI.match(spec):
-        name, alias, version = match["name"], match["alias"], match["version"]
-        try:
-            found = (client.get_model_version_by_alias(name, alias) if alias
-                     else client.get_model_version(name, version))
-        except MlflowException:
-            raise UsageError(f"model={spec!r} is not in the model registry") from None
-        uri, cache = f"models:/{name}/{found.version}", home() / "downloads" / "models" / name / str(found.version)
+    if MODEL_URI.match(spec):
+        found = checkpoint_version(spec)
+        source = RUN_URI.match(found.source)
+        if source and (local := _local_artifacts(client, source["run_id"], source["path"])):
+            return local
+        uri = f"models:/{found.name}/{found.version}"
+        cache = home() / "downloads" / "models" / found.name / str(found.version)
     else:
         if match := RUN_URI.match(spec):
             run_id, path = match["run_id"], match["path"]
@@ -90,8 +133,20 @@ def resolve_checkpoint(spec: str) -> Path:
         path = path or run.data.tags.get(CHECKPOINT_TAG)
         if path is None:
             raise UsageError(f"model={spec!r}: run {run_id} logged no checkpoint")
+        if local := _local_artifacts(client, run_id, path):
+            return local
         uri, cache = f"runs:/{run_id}/{path}", home() / "downloads" / "runs" / run_id / path
     return _download_once(uri, cache)
+
+
+def _local_artifacts(client, run_id: str, path: str) -> Path | None:
+    """The logged directory itself when the artifact store is a local folder: no copy needed."""
+    root = client.get_run(run_id).info.artifact_uri
+    parsed = urlparse(root)
+    if parsed.scheme not in ("", "file"):
+        return None
+    local = Path(parsed.path if parsed.scheme else root) / path
+    return local if (local / "config.json").exists() else None
 
 
 def _download_once(uri: str, cache: Path) -> Path:

@@ -85,3 +85,27 @@ def _launcher_experiment() -> list[str]:
 def _run_name(entry_point: str, params: Mapping[str, Any]) -> str:
     shown = [f"{v}" for k, v in params.items() if k in ("model", "task", "method", "sparsity", "domain")]
     return "-".join([entry_point, *shown])[:120]
+
+
+def previous_attempt(run: Run, study: str) -> Run | None:
+    """The newest earlier run of the same stage (same cache key) that did not finish: killed or failed."""
+    run = mlflow.get_run(run.info.run_id)
+    key = run.data.tags[f"{TAG}cache_key"]
+    experiments = sorted({experiment_id(study), run.info.experiment_id})
+    return next((r for r in find_runs(key, experiments)
+                 if r.info.run_id != run.info.run_id and r.info.status != "FINISHED"), None)
+
+
+def continue_history(previous: Run, run: Run, keys: list[str], before_step: int) -> None:
+    """Copy ``previous``'s metric history below ``before_step`` into ``run`` and mark ``previous``
+    KILLED, so the resumed run holds the whole curve and no stale run stays RUNNING."""
+    from mlflow.entities import Metric
+
+    client = mlflow.MlflowClient()
+    history = [Metric(m.key, m.value, m.timestamp, m.step) for key in keys
+               for m in client.get_metric_history(previous.info.run_id, key) if m.step < before_step]
+    for start in range(0, len(history), 1000):
+        client.log_batch(run.info.run_id, metrics=history[start:start + 1000])
+    client.set_tag(run.info.run_id, f"{TAG}resumed_from", previous.info.run_id)
+    if previous.info.status == "RUNNING":
+        client.set_terminated(previous.info.run_id, "KILLED")

@@ -1,0 +1,147 @@
+"""The ``finetune`` stage: accuracy before fine-tuning, then an Optuna learning-rate sweep.
+
+Each trial fine-tunes a fresh copy of the model on the task's train split and reports accuracy
+on its eval split, in its own nested MLflow run. The stage logs ``baseline_acc``, ``best_acc``,
+``best_lr`` and ``accuracy_lr_<lr>`` per trial. The Optuna study is named after the stage's
+cache key, so a killed sweep resumes with the trials it finished.
+"""
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+
+import mlflow
+
+from forgetting.errors import UsageError, check_choice, check_range
+from forgetting.models import DEFAULT_MODEL
+from forgetting.models.precision import PRECISIONS
+
+PUBLISHED_LRS = {"counterfact": (1e-6, 5e-6, 1e-5, 5e-5, 1e-4)}
+DEFAULT_LRS = (1e-6, 5e-6, 1e-5, 2e-5, 5e-5)  # ARC's list, for every other multiple-choice task
+SAMPLERS = ("grid", "tpe")
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (e.g. models:/name/version)"})
+    task: str = field(default="counterfact", metadata={"help": "a multiple-choice task"})
+    lrs: str = field(default="", metadata={"help": "comma-separated grid ('' = the task's published list)"})
+    sampler: str = field(default="grid", metadata={"help": "grid (over lrs) or tpe (over [lr_min, lr_max])"})
+    n_trials: int = field(default=8, metadata={"help": "trials of the tpe sampler"})
+    lr_min: float = field(default=1e-6, metadata={"help": "tpe lower bound"})
+    lr_max: float = field(default=1e-4, metadata={"help": "tpe upper bound"})
+    epochs: int = field(default=1, metadata={"help": "passes over the train rows per trial"})
+    train_limit: int = field(default=0, metadata={"help": "train rows (0 = the whole train split)"})
+    eval_limit: int = field(default=0, metadata={"help": "eval rows (0 = the whole eval split)"})
+    batch_size: int = field(default=8, metadata={"help": "examples per step and per scoring batch"})
+    precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
+    seed: int = field(default=0, metadata={"help": "seed of splits, row order and the sampler"})
+    storage: str = field(default="", metadata={"help": "Optuna RDB URL ('' = sqlite next to the tracking store)"})
+
+    def learning_rates(self) -> tuple[float, ...] | None:
+        """The grid, or None for TPE."""
+        if self.sampler == "tpe":
+            return None
+        if not self.lrs:
+            return PUBLISHED_LRS.get(self.task, DEFAULT_LRS)
+        try:
+            values = tuple(float(v) for v in self.lrs.split(","))
+        except ValueError:
+            values = ()
+        if not values or min(values) <= 0:
+            raise UsageError(f"lrs={self.lrs!r} is not a comma-separated list of positive learning rates")
+        return values
+
+    def validate(self) -> None:
+        from forgetting.data import task_kind, task_names
+        from forgetting.sweep import check_storage
+
+        choices = [t for t in task_names() if task_kind(t) == "multiple_choice"]
+        check_choice("task", self.task, choices)
+        check_choice("sampler", self.sampler, SAMPLERS)
+        self.learning_rates()
+        check_range("lr_min", self.lr_min, 0, low_open=True)
+        check_range("lr_max", self.lr_max, self.lr_min, low_open=True)
+        for name in ("n_trials", "epochs", "batch_size"):
+            check_range(name, getattr(self, name), 1)
+        for name in ("train_limit", "eval_limit"):
+            check_range(name, getattr(self, name), 0)
+        check_choice("precision", self.precision, PRECISIONS)
+        check_storage(self.storage)
+
+    def params(self) -> dict:
+        """The parameters a run logs: the grid spelled out, TPE bounds only for TPE."""
+        grid = self.learning_rates()
+        shown = {k: v for k, v in vars(self).items()
+                 if grid is None or k not in ("n_trials", "lr_min", "lr_max")}
+        return shown | {"lrs": ",".join(f"{lr:g}" for lr in grid) if grid else ""}
+
+
+def finetune_sweep(config: FinetuneConfig, run) -> dict[str, float]:
+    """Inside the active run: baseline accuracy, the sweep's trials as nested runs, the summary."""
+    from forgetting.data import load_task, log_dataset
+    from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
+    from forgetting.models import load_model
+    from forgetting.sweep import open_lr_study, pending_grid_values
+    from forgetting.tracking.runs import TAG
+    from forgetting.training.finetune import finetune_on_answers
+
+    train_rows = load_task(config.task, "train", seed=config.seed, limit=config.train_limit or None)
+    eval_rows = load_task(config.task, "eval", seed=config.seed, limit=config.eval_limit or None)
+    log_dataset(train_rows, config.task, "train", context="train")
+    log_dataset(eval_rows, config.task, "eval")
+    base, tokenizer = load_model(config.model)
+
+    def eval_accuracy(model) -> float:
+        return accuracy(score_multiple_choice(model, tokenizer, eval_rows, config.batch_size, config.precision)[0])
+
+    baseline = eval_accuracy(base)
+    mlflow.log_metric("baseline_acc", baseline)
+    grid = config.learning_rates()
+    key = mlflow.get_run(run.info.run_id).data.tags[f"{TAG}cache_key"]
+    study = open_lr_study(f"finetune-{key}", config.storage, grid, config.seed)
+
+    def objective(trial) -> float:
+        lr = trial.suggest_float("lr", min(grid) if grid else config.lr_min,
+                                 max(grid) if grid else config.lr_max, log=True)
+        with mlflow.start_run(nested=True, experiment_id=run.info.experiment_id,
+                              run_name=f"trial-{trial.number}-lr-{lr:g}",
+                              tags={f"{TAG}trial": str(trial.number)}):
+            mlflow.log_params({"lr": lr, "task": config.task, "epochs": config.epochs})
+            model = copy.deepcopy(base)
+
+            def report(epoch: int, loss: float) -> None:
+                mlflow.log_metric("train_loss", loss, step=epoch + 1)
+                if epoch + 1 < config.epochs:
+                    trial.report(eval_accuracy(model), epoch)
+                    if trial.should_prune():
+                        import optuna
+
+                        raise optuna.TrialPruned()
+
+            finetune_on_answers(model, tokenizer, train_rows, lr, config.epochs, config.batch_size,
+                                config.precision, config.seed, after_epoch=report)
+            score = eval_accuracy(model)
+            mlflow.log_metric("accuracy", score)
+            return score
+
+    todo = len(pending_grid_values(study, grid)) if grid else config.n_trials - len(study.trials)
+    if todo > 0:
+        study.optimize(objective, n_trials=todo, gc_after_trial=True)
+    return _log_summary(study, baseline)
+
+
+def _log_summary(study, baseline: float) -> dict[str, float]:
+    import optuna
+
+    done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not done:
+        raise RuntimeError("no fine-tuning trial completed")
+    best = max(done, key=lambda t: t.value)
+    metrics = {"baseline_acc": baseline, "best_acc": best.value, "best_lr": best.params["lr"],
+               "n_trials": len(done), "recovered": best.value - baseline,
+               **{f"accuracy_lr_{t.params['lr']:g}": t.value for t in done}}
+    metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
+    mlflow.log_metrics(metrics)
+    return metrics

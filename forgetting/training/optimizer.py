@@ -1,0 +1,29 @@
+"""AdamW with linear warmup and decay, and one optimisation step under the chosen precision."""
+from __future__ import annotations
+
+import torch
+from transformers import get_linear_schedule_with_warmup
+
+from forgetting.models.precision import autocast
+
+
+def adamw_with_warmup(model, lr: float, total_steps: int, warmup_fraction: float = 0.1,
+                      weight_decay: float = 0.0):
+    """``(optimizer, scheduler)``; the schedule is transformers' linear warmup then linear decay."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    warmup = int(warmup_fraction * total_steps)
+    return optimizer, get_linear_schedule_with_warmup(optimizer, warmup, max(total_steps, 1))
+
+
+def optimizer_step(model, batch: dict, optimizer, scheduler, precision: str = "fp32",
+                   max_grad_norm: float = 1.0) -> float:
+    """Forward, backward, clip, step; returns the batch loss."""
+    model.train()
+    with autocast(precision):
+        loss = model(**batch).loss
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
+    optimizer.step()
+    scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return loss.item()

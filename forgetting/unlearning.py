@@ -1,0 +1,100 @@
+"""The unlearning study as one job (the ``main`` entry point): every pruning method × sparsity plus
+the unpruned model, each trained further on Python code, each checkpoint fine-tuned per task.
+
+Every step is a cached stage, so a rerun after everything finished recomputes nothing and a
+killed grid resumes where it stopped; ``analyze`` then draws the report from the tracking store.
+"""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+
+import mlflow
+
+from forgetting.errors import check_choice
+
+
+@dataclass(frozen=True)
+class GridPreset:
+    methods: tuple[str, ...] = ("random", "attribution", "tuneprune")
+    sparsities: tuple[float, ...] = (0.3, 0.63, 0.8)
+    tasks: tuple[str, ...] = ("counterfact", "arc_easy")
+    prune: dict = field(default_factory=dict)
+    train: dict = field(default_factory=dict)
+    finetune: dict = field(default_factory=dict)
+    finetune_every_checkpoint: bool = True  # False: only the first and the last checkpoint
+
+
+PRESETS = {
+    # The published budgets (10k steps, checkpoints every 2.5k, full LR lists and eval splits): a GPU job.
+    "paper": GridPreset(train={"steps": 10_000, "checkpoint_every": 2_500}, finetune={"epochs": 1}),
+    # Minutes on 2 CPU cores with effects larger than noise (see README for measured numbers).
+    "quick": GridPreset(
+        tasks=("counterfact",),
+        prune={"calibration_blocks": 8, "eval_blocks": 8, "block_size": 128, "tuneprune_steps": 8,
+               "precision": "bf16-autocast"},
+        train={"steps": 16, "checkpoint_every": 8, "batch_size": 4, "block_size": 128, "eval_blocks": 8},
+        finetune={"lrs": "1e-5,1e-4", "train_limit": 64, "batch_size": 16},
+        finetune_every_checkpoint=False),
+    # The plumbing end to end in a few minutes (tests).
+    "smoke": GridPreset(
+        methods=("random", "attribution"), sparsities=(0.5,), tasks=("counterfact",),
+        prune={"calibration_blocks": 2, "eval_blocks": 2, "block_size": 32, "batch_size": 2},
+        train={"steps": 2, "checkpoint_every": 2, "batch_size": 2, "block_size": 32, "eval_blocks": 2},
+        finetune={"lrs": "1e-4", "train_limit": 8, "eval_limit": 8}),
+}
+
+
+def stage_configs(model: str, preset: GridPreset):
+    """Every prune config, a train config template and the fine-tune config per task, all validated
+    before any run is created."""
+    from forgetting.pruning.stage import PruneConfig
+    from forgetting.training.finetune_stage import FinetuneConfig
+    from forgetting.training.stage import TrainConfig
+
+    prunes = [PruneConfig(model=model, method=m, sparsity=s, **preset.prune)
+              for m in preset.methods for s in preset.sparsities]
+    train = TrainConfig(model=model, **preset.train)
+    finetunes = [FinetuneConfig(model=model, task=t, **preset.finetune) for t in preset.tasks]
+    for config in (*prunes, train, *finetunes):
+        config.validate()
+    return prunes, train, finetunes
+
+
+def run_grid(model: str, preset_name: str) -> None:
+    """Run (or reuse) every stage of the grid under one parent run, then the analysis."""
+    from dataclasses import replace
+
+    from forgetting.analysis import AnalyzeConfig, analyze_stage
+    from forgetting.models import resolve_model
+    from forgetting.stages import finetune_stage, prune_stage, train_stage
+    from forgetting.tracking import configure, experiment_id
+    from forgetting.training.stage import CHECKPOINTS_TAG
+
+    check_choice("preset", preset_name, tuple(PRESETS))
+    preset = PRESETS[preset_name]
+    configure()
+    prunes, train, finetunes = stage_configs(model, preset)
+    resolve_model(model)
+    launcher = os.environ.get("MLFLOW_RUN_ID")
+    with mlflow.start_run(run_id=launcher, experiment_id=None if launcher else experiment_id("unlearning"),
+                          run_name=None if launcher else f"main-{preset_name}"):
+        mlflow.log_params({"model": model, "preset": preset_name})
+        starts = [model] + [pruned_version(prune_stage(config)) for config in prunes]
+        for start in starts:
+            trained = train_stage(replace(train, model=start))
+            checkpoints = json.loads(trained.data.tags[CHECKPOINTS_TAG])
+            steps = sorted(checkpoints, key=int)
+            if not preset.finetune_every_checkpoint:
+                steps = sorted({steps[0], steps[-1]}, key=int)
+            for step in steps:
+                for config in finetunes:
+                    finetune_stage(replace(config, model=checkpoints[step]))
+        analyze_stage(AnalyzeConfig(study="unlearning"))
+
+
+def pruned_version(prune_run) -> str:
+    """``models:/name/version`` of the checkpoint a prune run registered."""
+    [version] = [v for v in mlflow.MlflowClient().search_model_versions(f"run_id = '{prune_run.info.run_id}'")]
+    return f"models:/{version.name}/{version.version}"

@@ -1,0 +1,243 @@
+"""The analyze stage on a synthetic unlearning study written into a fresh store per the stage contract."""
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+from mlflow.entities import Metric, Param
+
+from forgetting.analysis import AnalyzeConfig, analyze_stage
+from forgetting.analysis import figures, query
+from forgetting.errors import UsageError
+from forgetting.tracking import experiment_id
+
+ROOT = Path(__file__).resolve().parents[1]
+T0 = 1_700_000_000_000
+PAIRS = [("none", 0.0), ("random", 0.3), ("attribution", 0.3)]
+TASKS = ["arc_easy", "counterfact"]
+STEPS = [0, 20]
+
+
+def baseline(method, step, task):
+    """Distinct values per key so a test can tell which run a row came from."""
+    return round(0.2 + 0.1 * [m for m, _ in PAIRS].index(method) + 0.0005 * step + 0.001 * TASKS.index(task), 4)
+
+
+class Study:
+    """Writes stage runs the way prune, train and finetune do; ``start`` orders them in time."""
+
+    def __init__(self, experiment):
+        self.client, self.experiment, self.clock = mlflow.MlflowClient(), experiment, 0
+
+    def run(self, entry_point, params, metrics=(), status="FINISHED", tags=None, history=()):
+        self.clock += 1000
+        base = {} if entry_point is None else {"forgetting.study": "unlearning",
+                                               "forgetting.entry_point": entry_point,
+                                               "forgetting.cache_key": f"key{self.clock}"}
+        run_id = self.client.create_run(self.experiment, start_time=T0 + self.clock,
+                                        tags={**base, **(tags or {})}).info.run_id
+        stamp = T0 + self.clock
+        points = [Metric(k, v, stamp, 0) for k, v in dict(metrics).items()]
+        points += [Metric("heldout_loss", value, stamp + i, step) for i, (step, value) in enumerate(history)]
+        self.client.log_batch(run_id, metrics=points, params=[Param(k, str(v)) for k, v in params.items()])
+        self.client.set_terminated(run_id, status)
+        return run_id
+
+    def finetune(self, method, sparsity, step, task, best_acc=None, status="FINISHED", entry_point="finetune"):
+        acc = baseline(method, step, task)
+        return self.run(entry_point, {"model": f"models:/m-{method}/1", "task": task, "method": method,
+                                      "sparsity": sparsity, "step": step, "lrs": "1e-5,1e-4"},
+                        {"baseline_acc": acc, "best_acc": best_acc if best_acc is not None else acc + 0.05,
+                         "best_lr": 1e-4}, status)
+
+    def train(self, method, sparsity, losses, status="FINISHED"):
+        return self.run("train", {"model": f"models:/m-{method}/1", "method": method, "sparsity": sparsity,
+                                  "steps": 20, "checkpoint_every": 10},
+                        {"tokens_per_second": 370.0}, status, history=losses)
+
+    def register(self, name, run_id, **tags):
+        try:
+            self.client.create_registered_model(name)
+        except mlflow.exceptions.MlflowException:
+            pass
+        tags = {k: str(v) for k, v in tags.items()} | {"parent_run": run_id}
+        return self.client.create_model_version(name, f"runs:/{run_id}/checkpoint", run_id=run_id, tags=tags)
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory):
+    """Like conftest's ``store``, but one per module: creating the SQLite schema costs seconds."""
+    from forgetting.tracking import store as store_module
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("FORGETTING_HOME", str(tmp_path_factory.mktemp("analysis") / "home"))
+        for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+            patch.delenv(name, raising=False)
+        store_module.configure.cache_clear()
+        yield store_module.configure()
+        while mlflow.active_run():
+            mlflow.end_run()
+        store_module.configure.cache_clear()
+        mlflow.set_tracking_uri(None)
+
+
+@pytest.fixture(scope="module")
+def study(shared_store):
+    """Three (method, sparsity) pairs × two steps × two tasks, plus reruns and runs that must not count."""
+    s = Study(experiment_id("unlearning"))
+    s.ids = {}
+    for method, sparsity in PAIRS[1:]:
+        prune = s.run("prune", {"model": "smollm2-135m", "method": method, "sparsity": sparsity},
+                      {"heldout_loss_before": 1.9, "heldout_loss_after": 2.6, "parameter_ratio": 0.8,
+                       "parameters_after": 1e8})
+        s.register(f"m-{method}", prune, study="unlearning", stage="prune", method=method, sparsity=sparsity, step=0)
+    s.ids["old_train"] = s.train("attribution", 0.3, [(0, 9.0), (10, 9.0), (20, 9.0)])
+    for method, sparsity in PAIRS:
+        train = s.train(method, sparsity, [(0, 2.6 - sparsity), (10, 2.3 - sparsity), (20, 2.1 - sparsity)])
+        s.ids[("train", method)] = train
+        s.register(f"m-{method}", train, study="unlearning", stage="train", method=method, sparsity=sparsity, step=20)
+    s.train("random", 0.3, [(0, 7.0)], status="RUNNING")
+    s.register("elsewhere", s.ids[("train", "none")], study="forgetting", stage="train", method="none",
+               sparsity=0.0, step=20)
+    for method, sparsity in PAIRS:
+        for step in STEPS:
+            for task in TASKS:
+                s.ids[(method, step, task)] = s.finetune(method, sparsity, step, task)
+    s.ids["rerun"] = s.finetune("attribution", 0.3, 20, "arc_easy", best_acc=0.91)  # newest wins
+    s.finetune("attribution", 0.3, 20, "arc_easy", best_acc=0.11, status="FAILED")
+    s.finetune("attribution", 0.3, 20, "arc_easy", best_acc=0.12, entry_point="analyze")
+    parent = s.ids[("random", 20, "counterfact")]
+    for trial, lr in enumerate([1e-5, 1e-4, 1e-3]):
+        s.run(None, {"lr": lr, "method": "random", "sparsity": 0.3, "step": 20, "task": "counterfact"},
+              {"accuracy": 0.3 + 0.1 * trial}, tags={"mlflow.parentRunId": parent, "forgetting.trial": str(trial)})
+    return s
+
+
+def experiments():
+    return [experiment_id("unlearning")]
+
+
+def test_finetune_results_keep_the_newest_finished_stage_run_per_key(study):
+    results = query.finetune_results(experiments(), "unlearning")
+    assert list(results.columns) == query.FINETUNE_COLUMNS
+    assert len(results) == len(PAIRS) * len(STEPS) * len(TASKS)
+    assert not results.duplicated(["method", "sparsity", "step", "task"]).any()
+    assert results["sparsity"].dtype == float and results["step"].dtype == int
+    rerun = results.query("method == 'attribution' and step == 20 and task == 'arc_easy'")
+    assert rerun["run_id"].tolist() == [study.ids["rerun"]] and rerun["best_acc"].item() == 0.91
+    expected = {study.ids[key] for key in study.ids if isinstance(key, tuple) and len(key) == 3} - {
+        study.ids[("attribution", 20, "arc_easy")]} | {study.ids["rerun"]}
+    assert set(results["run_id"]) == expected  # no FAILED, analyze or trial run
+    row = results.query("method == 'random' and step == 0 and task == 'counterfact'").iloc[0]
+    assert row["baseline_acc"] == baseline("random", 0, "counterfact") and row["best_lr"] == 1e-4
+
+
+def test_training_curves_follow_the_metric_history_of_the_newest_finished_train_run(study):
+    curves = query.training_curves(experiments(), "unlearning")
+    assert list(curves.columns) == query.CURVE_COLUMNS
+    assert set(curves["run_id"]) == {study.ids[("train", m)] for m, _ in PAIRS}
+    attribution = curves.query("method == 'attribution'")
+    assert attribution["step"].tolist() == [0, 10, 20]
+    assert attribution["heldout_loss"].round(6).tolist() == [2.3, 2.0, 1.8]
+
+
+def test_checkpoints_and_trials_come_from_the_registry_and_the_nested_runs(study):
+    versions = query.checkpoint_versions("unlearning")
+    assert list(versions.columns) == query.CHECKPOINT_COLUMNS
+    assert len(versions) == 5 and "elsewhere" not in set(versions["name"])
+    assert sorted(versions.query("stage == 'train'")["step"]) == [20, 20, 20]
+    assert set(versions.query("name == 'm-none'")["run_id"]) == {study.ids[("train", "none")]}
+    sweeps = query.trials(experiments(), [study.ids[("random", 20, "counterfact")]])
+    assert sweeps["trial"].tolist() == [0, 1, 2] and sweeps["lr"].tolist() == [1e-5, 1e-4, 1e-3]
+    assert query.trials(experiments(), []).empty
+
+
+def test_results_table_reports_the_last_step_with_the_dense_row_first(study):
+    table = figures.results_table(query.finetune_results(experiments(), "unlearning"))
+    assert len(table) == len(PAIRS) * len(TASKS)
+    assert set(table["step"]) == {20}
+    assert table["method"].tolist()[:2] == ["none", "none"]
+    dense = table.query("method == 'none' and task == 'arc_easy'").iloc[0]
+    assert dense["baseline_acc"] == baseline("none", 20, "arc_easy")
+    assert dense["gain"] == pytest.approx(0.05)
+    assert table.query("method == 'attribution' and task == 'arc_easy'")["best_acc"].item() == 0.91
+    shown = figures.formatted_table(table)
+    assert shown.iloc[0]["MLP neurons pruned"] == "0%" and shown.iloc[0]["recovered by fine-tuning"] == "+5.0 pts"
+
+
+def test_figures_facet_by_sparsity_and_repeat_the_dense_reference(study):
+    curves = query.training_curves(experiments(), "unlearning")
+    figure = figures.heldout_loss_figure(curves)
+    dense = [trace for trace in figure.data if trace.name == "none"]
+    assert len(dense) == 1 and dense[0].line.dash == "dash"  # the one 30% column holds the reference
+    assert {a.text for a in figure.layout.annotations} == {"MLP neurons pruned: 30%"}
+    assert figure.layout.xaxis.title.text == "Python-training step"
+    accuracy = figures.finetuned_accuracy_figure(query.finetune_results(experiments(), "unlearning"))
+    assert {a.text for a in accuracy.layout.annotations} >= {"task: arc_easy", "task: counterfact"}
+    empty = pd.DataFrame(columns=query.FINETUNE_COLUMNS)
+    assert figures.baseline_accuracy_figure(empty) is None
+    assert figures.table_figure(figures.results_table(empty)) is None
+
+
+def analyze_runs(study="unlearning"):
+    return mlflow.search_runs([experiment_id(study)], f"attributes.run_name = 'analyze-{study}'",
+                              order_by=["attributes.start_time DESC"], output_format="list")
+
+
+def test_analyze_writes_a_self_contained_report_and_logs_it(study, capsys):
+    before = len(analyze_runs())
+    path = analyze_stage(AnalyzeConfig())
+    assert path == Path(mlflow.get_tracking_uri().removeprefix("sqlite:///")).parent / "reports" / "unlearning.html"
+    page = path.read_text()
+    assert page.count("plotly.js v") == 1  # the library itself, once
+    assert not re.search(r"<script[^>]+src=", page)  # no CDN <script src>
+    assert "0.91" not in page and "91.0%" in page and "unlearning study" in page
+    assert "No FINISHED" not in page
+    assert capsys.readouterr().out.strip().endswith(f"12 fine-tune runs, 3 training curves -> {path}")
+
+    runs = analyze_runs()
+    assert len(runs) == before + 1 and runs[0].info.status == "FINISHED"
+    run = runs[0]
+    assert run.data.metrics == {"n_finetune_runs": 12, "n_train_runs": 3, "n_checkpoints": 5, "n_trials": 3}
+    client = mlflow.MlflowClient()
+    logged = {a.path for a in client.list_artifacts(run.info.run_id)} | {
+        a.path for folder in ("figures", "data") for a in client.list_artifacts(run.info.run_id, folder)}
+    assert {"report.html", "figures/results_table.html", "figures/baseline_accuracy.html",
+            "figures/finetuned_accuracy.html", "figures/heldout_loss.html", "data/results_table.csv",
+            "data/finetune_results.csv", "data/training_curves.csv", "data/checkpoints.csv"} <= logged
+    figure_page = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/figures/heldout_loss.html"))
+    assert "plotly.js v" in figure_page.read_text()
+    table = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/data/results_table.csv"))
+    assert table.read_text().splitlines()[0] == ",".join(figures.TABLE_COLUMNS)
+
+    second = analyze_stage(AnalyzeConfig())  # never reused: a new run, the analyze runs stay out of the counts
+    assert second == path
+    again = analyze_runs()
+    assert len(again) == before + 2 and again[0].data.metrics["n_finetune_runs"] == 12
+    assert again[0].data.tags["forgetting.entry_point"] == "analyze"
+
+
+def test_analyze_of_an_empty_study_says_what_is_missing(study, tmp_path):
+    path = analyze_stage(AnalyzeConfig(study="attribution", output=str(tmp_path / "out" / "empty.html")))
+    page = path.read_text()
+    assert path == tmp_path / "out" / "empty.html"
+    assert "No FINISHED finetune runs" in page and "No FINISHED train runs" in page and "No model versions" in page
+    assert "plotly.js v" not in page
+
+
+@pytest.mark.parametrize("config", [AnalyzeConfig(study="nope"), AnalyzeConfig(output="/")])
+def test_bad_input_fails_before_any_run(study, config):
+    runs = len(mlflow.search_runs(search_all_experiments=True, output_format="list"))
+    with pytest.raises(UsageError):
+        analyze_stage(config)
+    assert len(mlflow.search_runs(search_all_experiments=True, output_format="list")) == runs
+    assert mlflow.get_experiment_by_name("nope") is None
+
+
+def test_entry_point_help():
+    result = subprocess.run([sys.executable, "entrypoints/analyze.py", "--help"], cwd=ROOT,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--study" in result.stdout and "--output" in result.stdout
