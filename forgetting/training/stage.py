@@ -12,6 +12,7 @@ import time
 from dataclasses import dataclass, field
 
 import mlflow
+import torch
 from tqdm.auto import tqdm
 
 from forgetting.errors import check_choice, check_range
@@ -76,6 +77,7 @@ def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
     if state:
         optimizer.load_state_dict(state[1]["optimizer"])
         scheduler.load_state_dict(state[1]["scheduler"])
+        torch.set_rng_state(state[1]["rng"])
         start = state[1]["step"]
     if previous := previous_attempt(run, lineage["study"]):
         continue_history(previous, run, ["train_loss", "heldout_loss"], start)
@@ -112,8 +114,6 @@ def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
 def _batch(blocks, step: int, batch_size: int) -> dict:
     """The step's blocks, cycling through the corpus (a pure function of the step, so resuming
     replays the same order)."""
-    import torch
-
     from forgetting.training.corpus import lm_batches
 
     rows = torch.arange(step * batch_size, (step + 1) * batch_size) % len(blocks)
