@@ -96,5 +96,5 @@ def run_grid(model: str, preset_name: str) -> None:
 
 def pruned_version(prune_run) -> str:
     """``models:/name/version`` of the checkpoint a prune run registered."""
-    [version] = [v for v in mlflow.MlflowClient().search_model_versions(f"run_id = '{prune_run.info.run_id}'")]
+    [version] = mlflow.MlflowClient().search_model_versions(f"run_id = '{prune_run.info.run_id}'")
     return f"models:/{version.name}/{version.version}"

@@ -115,7 +115,8 @@ def resolve_checkpoint(spec: str) -> Path:
     if MODEL_URI.match(spec):
         found = checkpoint_version(spec)
         source = RUN_URI.match(found.source)
-        if source and (local := _local_artifacts(client, source["run_id"], source["path"])):
+        if source and (local := _local_artifacts(client.get_run(source["run_id"]).info.artifact_uri,
+                                                 source["path"])):
             return local
         uri = f"models:/{found.name}/{found.version}"
         cache = home() / "downloads" / "models" / found.name / str(found.version)
@@ -133,15 +134,14 @@ def resolve_checkpoint(spec: str) -> Path:
         path = path or run.data.tags.get(CHECKPOINT_TAG)
         if path is None:
             raise UsageError(f"model={spec!r}: run {run_id} logged no checkpoint")
-        if local := _local_artifacts(client, run_id, path):
+        if local := _local_artifacts(run.info.artifact_uri, path):
             return local
         uri, cache = f"runs:/{run_id}/{path}", home() / "downloads" / "runs" / run_id / path
     return _download_once(uri, cache)
 
 
-def _local_artifacts(client, run_id: str, path: str) -> Path | None:
-    """The logged directory itself when the artifact store is a local folder: no copy needed."""
-    root = client.get_run(run_id).info.artifact_uri
+def _local_artifacts(root: str, path: str) -> Path | None:
+    """The logged directory itself when the run's artifact root is a local folder: no copy needed."""
     parsed = urlparse(root)
     if parsed.scheme not in ("", "file"):
         return None

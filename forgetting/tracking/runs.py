@@ -88,8 +88,9 @@ def _run_name(entry_point: str, params: Mapping[str, Any]) -> str:
 
 
 def previous_attempt(run: Run, study: str) -> Run | None:
-    """The newest earlier run of the same stage (same cache key) that did not finish: killed or failed."""
-    run = mlflow.get_run(run.info.run_id)
+    """The newest earlier run of the same stage (same cache key) that did not finish: killed or failed.
+
+    ``run`` is a fetched run (``mlflow.get_run``), so its tags hold the cache key."""
     key = run.data.tags[f"{TAG}cache_key"]
     experiments = sorted({experiment_id(study), run.info.experiment_id})
     return next((r for r in find_runs(key, experiments)

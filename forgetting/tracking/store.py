@@ -80,4 +80,3 @@ def experiment_id(study: str) -> str:
         return existing.experiment_id
     location = (home() / "artifacts" / study).as_uri() if is_embedded() else None
     return mlflow.create_experiment(study, artifact_location=location)
-

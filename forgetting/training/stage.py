@@ -65,7 +65,8 @@ def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
     from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
     from forgetting.training.resume import clear_state, load_state, save_state, state_dir
 
-    key = mlflow.get_run(run.info.run_id).data.tags[f"{TAG}cache_key"]
+    run = mlflow.get_run(run.info.run_id)
+    key = run.data.tags[f"{TAG}cache_key"]
     directory = state_dir(key)
     state = load_state(directory)
     model, tokenizer = load_model(str(state[0]) if state else config.model)
