@@ -3,7 +3,7 @@ import torch
 from transformers import AutoTokenizer
 
 from forgetting.evaluation.answers import extract_boxed, extract_gsm8k, normalize_math, qa_match
-from forgetting.evaluation.generation import cut_at_stop, generate
+from forgetting.evaluation.generation import cut_at_stop, generate, greedy_decode
 from forgetting.evaluation.generative import format_prompt, is_correct
 from forgetting.evaluation.multiple_choice import encode_pair, question_logprobs, score_multiple_choice
 from forgetting.models.bundled import bundled_model_dir
@@ -86,6 +86,23 @@ def test_generation_stops_at_stop_strings(model, tokenizer):
     assert len(completions) == 2 and generated <= 12
     assert all("\n" not in c for c in completions)
     assert cut_at_stop("abc\n\nQuestion: x", ("\n\nQuestion:",)) == "abc"
+
+
+def test_dropping_finished_rows_gives_the_tokens_of_hf_generate(model, tokenizer):
+    """Rows of different prompt lengths, one stopped early by a stop string: every row's tokens match
+    ``model.generate`` run on that row alone, so dropping rows from the cache changes nothing."""
+    tokenizer.padding_side = "left"
+    prompts = ["Hello", "A much longer prompt with more tokens in it", "Question: two plus two?"]
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    expected = []
+    for prompt in prompts:
+        ids = tokenizer(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+        out = model.generate(ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        expected.append(out[0, ids.shape[1]:].tolist())
+    stop = tokenizer.decode(expected[1][:3])
+    got = greedy_decode(model, tokenizer, inputs["input_ids"], inputs["attention_mask"], 12, (stop,))
+    assert got[0] == expected[0] and got[2] == expected[2]
+    assert got[1] == expected[1][:len(got[1])] and len(got[1]) < 12
 
 
 def test_chat_prompt_format(tokenizer):

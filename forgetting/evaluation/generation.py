@@ -1,9 +1,14 @@
-"""Batched greedy generation with transformers (left padding, per-sequence stop strings)."""
+"""Batched greedy generation with transformers (left padding, per-sequence stop strings).
+
+The decoding loop is our own because ``model.generate`` keeps finished rows in the batch until the
+longest one stops; dropping them from the KV cache as they finish makes a GSM8K batch ~2x cheaper
+on CPU, where a step costs in proportion to the rows it carries.
+"""
 from __future__ import annotations
 
 import torch
 from tqdm.auto import tqdm
-from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers import DynamicCache
 
 from forgetting.models.precision import autocast
 
@@ -21,36 +26,53 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, ba
         batch = order[start:start + batch_size]
         inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
                            add_special_tokens=False)
-        stop = StopOnStrings(tokenizer, stop_strings, inputs["input_ids"].shape[1])
         with autocast(precision):
-            output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False,
-                                    stopping_criteria=StoppingCriteriaList([stop]),
-                                    pad_token_id=tokenizer.pad_token_id)
-        new_tokens = output[:, inputs["input_ids"].shape[1]:]
-        for row, index in enumerate(batch):
-            ids = new_tokens[row][new_tokens[row] != tokenizer.pad_token_id]
+            new_tokens = greedy_decode(model, tokenizer, inputs["input_ids"], inputs["attention_mask"],
+                                       max_new_tokens, stop_strings)
+        for index, ids in zip(batch, new_tokens):
             generated += len(ids)
             completions[index] = cut_at_stop(tokenizer.decode(ids, skip_special_tokens=False), stop_strings)
     return completions, generated
 
 
+def greedy_decode(model, tokenizer, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                  max_new_tokens: int, stop_strings=STOP_STRINGS, window: int = 8) -> list[list[int]]:
+    """New token ids per row; a row leaves the batch (and the KV cache) once it emits an end-of-sequence
+    token or its last ``window`` tokens decode to text holding a stop string."""
+    end_ids = set(_as_list(model.generation_config.eos_token_id)) | {tokenizer.eos_token_id}
+    outputs = [[] for _ in range(len(input_ids))]
+    active = torch.arange(len(input_ids))
+    positions = (attention_mask.cumsum(-1) - 1).clamp(min=0)
+    cache = DynamicCache(config=model.config)
+    step_ids = input_ids
+    for _ in range(max_new_tokens):
+        logits = model(input_ids=step_ids, attention_mask=attention_mask, position_ids=positions,
+                       past_key_values=cache, use_cache=True, logits_to_keep=1).logits
+        next_ids = logits[:, -1].argmax(-1)
+        keep = []
+        for row, token in zip(active.tolist(), next_ids.tolist()):
+            outputs[row].append(token)
+            tail = tokenizer.decode(outputs[row][-window:])
+            keep.append(token not in end_ids and not any(s in tail for s in stop_strings))
+        keep = torch.tensor(keep)
+        if not keep.any():
+            break
+        if not keep.all():
+            cache.batch_select_indices(keep.nonzero().squeeze(-1))
+            active, next_ids = active[keep], next_ids[keep]
+            attention_mask, positions = attention_mask[keep], positions[keep]
+        attention_mask = torch.cat([attention_mask, attention_mask.new_ones(len(active), 1)], dim=-1)
+        positions = positions[:, -1:] + 1
+        step_ids = next_ids[:, None]
+    return outputs
+
+
+def _as_list(value) -> list:
+    if value is None:
+        return []
+    return list(value) if isinstance(value, (list, tuple)) else [value]
+
+
 def cut_at_stop(text: str, stop_strings) -> str:
     cut = min((text.find(s) for s in stop_strings if s in text), default=len(text))
     return text[:cut]
-
-
-class StopOnStrings(StoppingCriteria):
-    """Marks a sequence done once its recent tokens decode to text holding a stop string.
-
-    transformers' own ``stop_strings`` builds per-vocabulary tables on every call (slow for a
-    49k vocabulary on CPU); decoding the last few tokens per step is cheap.
-    """
-
-    def __init__(self, tokenizer, stop_strings, prompt_length: int, window: int = 8):
-        self.tokenizer, self.stop_strings = tokenizer, tuple(stop_strings)
-        self.prompt_length, self.window = prompt_length, window
-
-    def __call__(self, input_ids: torch.Tensor, scores, **kwargs) -> torch.Tensor:
-        start = max(self.prompt_length, input_ids.shape[1] - self.window)
-        tails = self.tokenizer.batch_decode(input_ids[:, start:])
-        return torch.tensor([any(s in tail for s in self.stop_strings) for tail in tails])
