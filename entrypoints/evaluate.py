@@ -1,10 +1,10 @@
-"""evaluate: accuracy of a model spec on one multiple-choice or generative task."""
+"""evaluate: one suite on a model spec: task accuracy, safety attacks (GCG, AutoDAN) or linear fact probes."""
 from forgetting.cli import parse_config, run_cli
-from forgetting.evaluation.accuracy import AccuracyConfig
+from forgetting.evaluation.suites import EvaluateConfig
 
 
 def main() -> None:
-    config = parse_config(AccuracyConfig, __doc__)
+    config = parse_config(EvaluateConfig, __doc__)
     from forgetting.stages import evaluate_stage
 
     evaluate_stage(config)

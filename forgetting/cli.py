@@ -44,6 +44,13 @@ def run_cli(main: Callable[[], Any]) -> None:
         _tag_launcher_run(str(error))
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
+    except Exception as error:
+        from forgetting.tracking.retry import TrackingServerLost
+
+        if not isinstance(error, TrackingServerLost):
+            raise
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(75)  # EX_TEMPFAIL: rerun once the server is back
 
 
 def _tag_launcher_run(message: str) -> None:

@@ -5,7 +5,7 @@ import dataclasses
 
 import mlflow
 
-from forgetting.evaluation.accuracy import AccuracyConfig, evaluate_accuracy
+from forgetting.evaluation.suites import EvaluateConfig, run_suite
 from forgetting.models import resolve_model
 from forgetting.tracking import configure, run_stage
 
@@ -31,12 +31,18 @@ def lineage(spec: str, study: str) -> dict:
             "sparsity": float(tags.get("sparsity", 0.0)), "step": int(tags.get("step", 0))}
 
 
-def evaluate_stage(config: AccuracyConfig, study: str = "foundation"):
-    """Score the model on one task in a cached stage run."""
-    run, reused = cached_model_stage(study, "evaluate", config, lambda _: evaluate_accuracy(config))
+def evaluate_stage(config: EvaluateConfig, study: str = "foundation"):
+    """Run one evaluation suite on the model in a cached stage run."""
+    run, reused = cached_model_stage(study, "evaluate", config, lambda _: run_suite(config), config.params())
     metrics = run.data.metrics
-    print(f"evaluate {config.task} [{config.split}, {int(metrics['n_rows'])} rows] {config.model}: "
-          f"accuracy={metrics['accuracy']:.4f}  run {run.info.run_id}{' (reused)' if reused else ''}")
+    summary = {"accuracy": lambda: f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: "
+                                   f"accuracy={metrics['accuracy']:.4f}",
+               "attacks": lambda: f"{config.attack} on {int(metrics['n_behaviours'])} {config.behaviours} behaviours: "
+                                  f"ASR {metrics['asr']:.2f} (plain requests {metrics['asr_plain']:.2f}), target loss "
+                                  f"{metrics['loss_before']:.3f} -> {metrics['loss_after']:.3f}",
+               "probes": lambda: f"fact probes: best selectivity {metrics['best_selectivity']:.3f} at layer "
+                                 f"{int(metrics['best_layer'])} (accuracy {metrics['best_layer_accuracy']:.3f})"}
+    print(f"evaluate {summary[config.suite]()}  {config.model}  run {run.info.run_id}{' (reused)' if reused else ''}")
     return run
 
 

@@ -3,47 +3,29 @@ task (code: pass@1 of greedy completions, tests run in the sandbox)."""
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import mlflow
 
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.evaluation.generative import PROMPT_FORMATS
-from forgetting.models import DEFAULT_MODEL
-from forgetting.models.precision import PRECISIONS
 
 SCORED_KINDS = ("multiple_choice", "generative", "code")
 
 
-@dataclass(frozen=True)
-class AccuracyConfig:
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
-    task: str = field(default="arc_easy", metadata={"help": "a multiple-choice, generative or code task"})
-    split: str = field(default="eval", metadata={"help": "train, eval or test"})
-    limit: int = field(default=0, metadata={"help": "first n rows after a seeded shuffle; 0 = all"})
-    batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
-    max_new_tokens: int = field(default=256, metadata={"help": "generation budget (generative tasks)"})
-    precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
-    seed: int = field(default=0, metadata={"help": "seed of splits and row order"})
-    prompt_format: str = field(default="auto", metadata={
-        "help": "generative prompts: auto (the chat template when the model has one), plain or chat"})
+def check_accuracy(config) -> None:
+    """The accuracy suite's checks of an ``EvaluateConfig``: a scorable task and sane budgets."""
+    from forgetting.data import task_kind, task_names
 
-    def validate(self) -> None:
-        from forgetting.data import task_kind, task_names
-
-        check_choice("task", self.task, task_names())
-        kind = task_kind(self.task)
-        if kind not in SCORED_KINDS:
-            scorable = [t for t in task_names() if task_kind(t) in SCORED_KINDS]
-            raise UsageError(f"task={self.task!r} is a {kind} task; accuracy scores: {', '.join(scorable)}")
-        check_range("batch_size", self.batch_size, 1)
-        check_range("limit", self.limit, 0)
-        check_range("max_new_tokens", self.max_new_tokens, 1)
-        check_choice("precision", self.precision, PRECISIONS)
-        check_choice("prompt_format", self.prompt_format, PROMPT_FORMATS)
+    check_choice("task", config.task, task_names())
+    kind = task_kind(config.task)
+    if kind not in SCORED_KINDS:
+        scorable = [t for t in task_names() if task_kind(t) in SCORED_KINDS]
+        raise UsageError(f"task={config.task!r} is a {kind} task; accuracy scores: {', '.join(scorable)}")
+    check_range("max_new_tokens", config.max_new_tokens, 1)
+    check_choice("prompt_format", config.prompt_format, PROMPT_FORMATS)
 
 
-def evaluate_accuracy(config: AccuracyConfig) -> dict[str, float]:
+def evaluate_accuracy(config) -> dict[str, float]:
     """Score the model inside the active run: metrics, per-example table, dataset input."""
     from forgetting.data import load_task, log_dataset, task_kind
     from forgetting.evaluation.code import score_code

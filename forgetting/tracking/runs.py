@@ -72,9 +72,16 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
     with mlflow.start_run(run_id=launcher_id, experiment_id=None if launcher_id else experiment_id(study),
                           run_name=None if launcher_id else _run_name(entry_point, params),
                           nested=nested, tags=tags) as run:
-        mlflow.log_params({**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
+        log_unlogged_params(run.info.run_id, {**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
         body(run)
     return mlflow.get_run(run.info.run_id), False
+
+
+def log_unlogged_params(run_id: str, params: Mapping[str, Any]) -> None:
+    """Log the parameters the run does not have yet. ``mlflow run`` logs the MLproject parameters
+    itself, shell-quoted (an empty string as ``''``), and MLflow refuses to change a logged value."""
+    logged = mlflow.get_run(run_id).data.params
+    mlflow.log_params({key: value for key, value in params.items() if key not in logged})
 
 
 def _launcher_experiment() -> list[str]:

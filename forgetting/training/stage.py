@@ -55,19 +55,32 @@ class TrainConfig:
 
 
 def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
-    """Inside the active run: train, checkpoint, register; resume from a killed attempt's state."""
-    from forgetting.models import load_model, resolve_model
-    from forgetting.tracking import log_checkpoint
-    from forgetting.tracking.checkpoints import version_by_key
-    from forgetting.tracking.runs import TAG, continue_history, previous_attempt
-    from forgetting.training.corpus import lm_batches, python_code_blocks
-    from forgetting.training.loss import heldout_loss
-    from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
-    from forgetting.training.resume import clear_state, load_state, save_state, state_dir
+    """Inside the active run: train, checkpoint, register; resume from a killed attempt's state.
+
+    A tracking server lost for longer than MLflow's retries stops the stage with the local
+    checkpoint's folder and the command that resumes from it."""
+    from forgetting.backends.commands import rerun_command
+    from forgetting.tracking.retry import on_server_loss
+    from forgetting.tracking.runs import TAG
+    from forgetting.training.resume import state_dir
 
     run = mlflow.get_run(run.info.run_id)
     key = run.data.tags[f"{TAG}cache_key"]
     directory = state_dir(key)
+    with on_server_loss(directory, rerun_command("train", config, lineage["study"])):
+        return _train(config, lineage, run, key, directory)
+
+
+def _train(config: TrainConfig, lineage: dict, run, key: str, directory) -> dict[str, float]:
+    from forgetting.models import load_model, resolve_model
+    from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.checkpoints import version_by_key
+    from forgetting.tracking.runs import continue_history, previous_attempt
+    from forgetting.training.corpus import lm_batches, python_code_blocks
+    from forgetting.training.loss import heldout_loss
+    from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
+    from forgetting.training.resume import clear_state, load_state, save_state
+
     state = load_state(directory)
     model, tokenizer = load_model(str(state[0]) if state else config.model)
     train_blocks = python_code_blocks(tokenizer, "train", config.block_size, config.steps * config.batch_size,

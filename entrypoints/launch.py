@@ -1,0 +1,15 @@
+"""launch: a study's grid as Slurm array jobs (prune -> train -> finetune -> analyze, chained with afterok),
+each task an ``mlflow run`` of one stage against the tracking server; dry run prints the scripts."""
+from forgetting.backends.slurm import LaunchConfig
+from forgetting.cli import parse_config, run_cli
+
+
+def main() -> None:
+    config = parse_config(LaunchConfig, __doc__)
+    from forgetting.backends.slurm import launch
+
+    launch(config)
+
+
+if __name__ == "__main__":
+    run_cli(main)

@@ -1,0 +1,13 @@
+"""Adversarial safety attacks on a checkpoint: GCG suffixes and AutoDAN prompts.
+
+Every attack optimises towards a target string per behaviour (``prompts.target_for``) and is
+judged by the shared refusal classifier (``forgetting.evaluation.refusal``) on the model's greedy
+reply. ``run_attacks`` in ``forgetting.attacks.suite`` is what the ``evaluate`` stage's
+``attacks`` suite calls.
+"""
+from forgetting.registry import Registry
+
+ATTACKS = Registry("attack")
+ATTACKS.register("gcg", "forgetting.attacks.suite:attack_gcg")
+ATTACKS.register("gcg-universal", "forgetting.attacks.suite:attack_gcg_universal")
+ATTACKS.register("autodan", "forgetting.attacks.suite:attack_autodan")

@@ -1,0 +1,98 @@
+"""Run an attack over behaviours and judge each reply: one table row per behaviour.
+
+Each row carries the adversarial text found (``control``), the target loss at the starting point
+(GCG: the ``! ! ...`` suffix; AutoDAN: the plain request) and with the control,
+the model's greedy reply with it, whether the refusal classifier flags that reply, and whether the
+plain request was refused. A ``transfer`` control (a suffix found on another checkpoint) is
+scored as is, without searching.
+"""
+from __future__ import annotations
+
+import torch
+
+from forgetting.attacks.autodan import AutoDANConfig, autodan
+from forgetting.attacks.gcg import GCGConfig, allowed_tokens, gcg, initial_suffix, layout
+from forgetting.attacks.prompts import (CONTROL_MARK, Behaviour, chat_around, encode, prompt_target_losses,
+                                        target_losses)
+from forgetting.evaluation.generation import STOP_STRINGS, cut_at_stop, greedy_decode
+from forgetting.evaluation.refusal import is_refusal
+
+
+@torch.no_grad()
+def reply(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int) -> str:
+    ids = greedy_decode(model, tokenizer, input_ids[None], torch.ones(1, len(input_ids), dtype=torch.long),
+                        max_new_tokens)[0]
+    return cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), STOP_STRINGS).strip()
+
+
+def message_ids(tokenizer, message: str) -> torch.Tensor:
+    before, after = chat_around(tokenizer, message + CONTROL_MARK)
+    return encode(tokenizer, before + after)
+
+
+def judged_row(model, tokenizer, behaviour: Behaviour, control: str, attacked_ids: torch.Tensor,
+               loss_before: float, loss_after: float, max_new_tokens: int) -> dict:
+    attacked = reply(model, tokenizer, attacked_ids, max_new_tokens)
+    plain = reply(model, tokenizer, message_ids(tokenizer, behaviour.request), max_new_tokens)
+    return {"behaviour": behaviour.id, "request": behaviour.request, "target": behaviour.target,
+            "control": control, "loss_before": loss_before, "loss_after": loss_after,
+            "reply": attacked, "refused": is_refusal(attacked), "refused_plain": is_refusal(plain),
+            "success": not is_refusal(attacked)}
+
+
+def suffix_rows(model, tokenizer, behaviours: list[Behaviour], suffixes: list[list[int]], losses_before,
+                max_new_tokens: int) -> list[dict]:
+    rows = []
+    for behaviour, suffix, before in zip(behaviours, suffixes, losses_before):
+        item = layout(tokenizer, behaviour)
+        ids = item.rows(torch.tensor([suffix]))[0]
+        after = prompt_loss_of_ids(model, ids, len(item.target))
+        rows.append(judged_row(model, tokenizer, behaviour, tokenizer.decode(suffix), ids[:-len(item.target)],
+                               before, after, max_new_tokens))
+    return rows
+
+
+@torch.no_grad()
+def prompt_loss_of_ids(model, ids: torch.Tensor, target_length: int) -> float:
+    return float(target_losses(model, ids[None], target_length)[0])
+
+
+def starting_losses(model, tokenizer, behaviours: list[Behaviour], config: GCGConfig) -> list[float]:
+    start = initial_suffix(tokenizer, config.suffix_length)
+    losses = []
+    for behaviour in behaviours:
+        item = layout(tokenizer, behaviour)
+        losses.append(prompt_loss_of_ids(model, item.rows(start[None])[0], len(item.target)))
+    return losses
+
+
+def attack_gcg(model, tokenizer, behaviours, config: GCGConfig, max_new_tokens: int = 64, **_) -> list[dict]:
+    """One suffix per behaviour."""
+    allowed = allowed_tokens(tokenizer)
+    suffixes = [gcg(model, tokenizer, [b], config, allowed, progress=f"gcg {b.id}").suffix_ids for b in behaviours]
+    return suffix_rows(model, tokenizer, behaviours, suffixes, starting_losses(model, tokenizer, behaviours, config),
+                       max_new_tokens)
+
+
+def attack_gcg_universal(model, tokenizer, behaviours, config: GCGConfig, max_new_tokens: int = 64,
+                         transfer: str = "", **_) -> list[dict]:
+    """One suffix for all behaviours; with ``transfer``, that suffix text is scored without searching."""
+    if transfer:
+        suffix = encode(tokenizer, transfer).tolist()
+    else:
+        suffix = gcg(model, tokenizer, behaviours, config, progress="gcg universal").suffix_ids
+    return suffix_rows(model, tokenizer, behaviours, [suffix] * len(behaviours),
+                       starting_losses(model, tokenizer, behaviours, config), max_new_tokens)
+
+
+def attack_autodan(model, tokenizer, behaviours, config: AutoDANConfig, max_new_tokens: int = 64,
+                   model_name: str = "the assistant", developer: str = "its developer", **_) -> list[dict]:
+    rows = []
+    for behaviour in behaviours:
+        result = autodan(model, tokenizer, behaviour, config, model_name, developer)
+        message = result.prompt.replace("[PROMPT]", behaviour.request)
+        before = float(prompt_target_losses(model, tokenizer, [behaviour.request], [behaviour.target])[0])
+        row = judged_row(model, tokenizer, behaviour, result.prompt, message_ids(tokenizer, message), before,
+                         -result.best_fitness[-1], max_new_tokens)
+        rows.append(row | {"fitness_by_generation": result.best_fitness})
+    return rows

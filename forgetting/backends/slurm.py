@@ -1,0 +1,252 @@
+"""A study grid as Slurm jobs: one array job per stage, each stage after the previous one succeeded.
+
+The grid is the one ``main`` runs (``forgetting.unlearning.PRESETS`` through ``stage_configs``):
+an array task per prune config, per training start (the dense model and every pruned one) and per
+(checkpoint, task) fine-tune sweep, then one analyze job. Each task calls
+``mlflow run . -e <stage> --env-manager local -P …`` with ``MLFLOW_TRACKING_URI`` set to the
+tracking server, so the entry points run as they do on a laptop. Stages find their upstream
+checkpoints through registry aliases that the upstream stage sets (``models:/<name>@pruned``,
+``models:/<name>-python@step-<n>``), since version numbers are unknown when the jobs are written.
+``submit.sh`` checks the server, creates the study's experiment and the Optuna tables once (no
+array task races to create them) and chains the arrays with ``sbatch --dependency=afterok``.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import subprocess
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from forgetting.backends.commands import mlflow_run_arguments, stage_parameters
+from forgetting.errors import UsageError, check_choice, check_range
+from forgetting.models import DEFAULT_MODEL
+from forgetting.tracking.store import PROJECT_ROOT, home
+
+STUDIES = ("unlearning",)
+SLURM_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
+SLURM_MEMORY = re.compile(r"^\d+[KMGT]?$")
+
+
+@dataclass(frozen=True)
+class LaunchConfig:
+    study: str = field(default="unlearning", metadata={"help": "study whose grid becomes jobs: unlearning"})
+    preset: str = field(default="quick", metadata={"help": "grid preset of the study: quick, paper or smoke"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec every start descends from"})
+    tracking_uri: str = field(default="", metadata={"help": "http(s) URL of the tracking server ('' = $MLFLOW_TRACKING_URI)"})
+    storage: str = field(default="", metadata={"help": "shared Optuna RDB URL for the sweeps, e.g. postgresql+psycopg2://host/optuna"})
+    dry_run: bool = field(default=True, metadata={"help": "print the scripts instead of writing and submitting them"})
+    output: str = field(default="", metadata={"help": "folder for the scripts and logs ('' = <home>/slurm/<study>-<preset>)"})
+    partition: str = field(default="", metadata={"help": "#SBATCH --partition ('' = the cluster default)"})
+    account: str = field(default="", metadata={"help": "#SBATCH --account ('' = none)"})
+    time: str = field(default="04:00:00", metadata={"help": "#SBATCH --time per task"})
+    cpus_per_task: int = field(default=8, metadata={"help": "#SBATCH --cpus-per-task"})
+    mem: str = field(default="32G", metadata={"help": "#SBATCH --mem per task"})
+    gpus: int = field(default=1, metadata={"help": "GPUs per task of prune, train and finetune (--gres=gpu:N)"})
+    max_parallel: int = field(default=0, metadata={"help": "array tasks running at once (the --array throttle; 0 = no limit)"})
+    sbatch_extra: str = field(default="", metadata={"help": "more #SBATCH options, comma-separated (--qos=high,--constraint=a100)"})
+    setup: str = field(default="", metadata={"help": "shell line that activates the environment ('' = the project's .venv)"})
+    forgetting_home: str = field(default="", metadata={"help": "FORGETTING_HOME of the jobs ('' = the project's .forgetting)"})
+
+    def validate(self) -> None:
+        from forgetting.sweep import check_storage
+        from forgetting.unlearning import PRESETS
+
+        check_choice("study", self.study, STUDIES)
+        check_choice("preset", self.preset, tuple(PRESETS))
+        if not self.server_uri().startswith(("http://", "https://")):
+            raise UsageError(f"tracking_uri={self.server_uri()!r} is not an http(s) tracking server: Slurm jobs on "
+                             "other nodes need one (python -m forgetting.tracking.server)")
+        if not self.storage or self.storage.startswith("sqlite"):
+            raise UsageError(f"storage={self.storage!r}: Slurm jobs need a shared Optuna RDB URL "
+                             "(postgresql+psycopg2://host/optuna); SQLite must not be shared over NFS")
+        check_storage(self.storage)
+        if not SLURM_TIME.match(self.time):
+            raise UsageError(f"time={self.time!r} is not a Slurm time (MM, HH:MM:SS, D-HH:MM:SS)")
+        if not SLURM_MEMORY.match(self.mem):
+            raise UsageError(f"mem={self.mem!r} is not a Slurm memory size (e.g. 32G, 8000M)")
+        check_range("cpus_per_task", self.cpus_per_task, 1)
+        check_range("gpus", self.gpus, 0)
+        check_range("max_parallel", self.max_parallel, 0)
+        for option in self.extra_options():
+            if not re.match(r"^--[a-z][\w-]*(=\S+)?$", option):
+                raise UsageError(f"sbatch_extra option {option!r} is not --name or --name=value")
+
+    def server_uri(self) -> str:
+        return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
+
+    def extra_options(self) -> list[str]:
+        return [option.strip() for option in self.sbatch_extra.split(",") if option.strip()]
+
+    def folder(self) -> Path:
+        return Path(self.output).expanduser().resolve() if self.output else home() / "slurm" / f"{self.study}-{self.preset}"
+
+    def setup_line(self) -> str:
+        if self.setup:
+            return self.setup
+        venv = PROJECT_ROOT / ".venv" / "bin" / "activate"
+        return f"source {shlex.quote(str(venv))}" if venv.exists() else ""
+
+
+@dataclass(frozen=True)
+class StageJob:
+    """One stage of the grid: an array task per parameter set (a plain job when there is one)."""
+
+    stage: str
+    tasks: tuple[dict[str, str], ...]
+    gpus: bool = True
+
+
+def unlearning_jobs(model: str, preset_name: str, storage: str) -> list[StageJob]:
+    """prune → train → finetune → analyze for ``main``'s grid, every config validated."""
+    from forgetting.analysis import AnalyzeConfig
+    from forgetting.unlearning import PRESETS, stage_configs
+
+    preset = PRESETS[preset_name]
+    prunes, train, finetunes = stage_configs(model, preset)
+    trains = [replace(train, model=start)
+              for start in [model, *(f"models:/{prune.model_name()}@pruned" for prune in prunes)]]
+    steps = train.checkpoint_steps()
+    if not preset.finetune_every_checkpoint:
+        steps = sorted({steps[0], steps[-1]})
+    sweeps = [replace(finetune, model=f"models:/{trained.model_name()}@step-{step}", storage=storage)
+              for trained in trains for step in steps for finetune in finetunes]
+    analyze = AnalyzeConfig(study="unlearning")
+    for config in (*trains, *sweeps, analyze):
+        config.validate()
+    return [StageJob("prune", tuple(stage_parameters(c) for c in prunes)),
+            StageJob("train", tuple(stage_parameters(c) for c in trains)),
+            StageJob("finetune", tuple(stage_parameters(c) for c in sweeps)),
+            StageJob("analyze", (stage_parameters(analyze),), gpus=False)]
+
+
+def script_name(position: int, job: StageJob) -> str:
+    return f"{position:02d}-{job.stage}.sbatch"
+
+
+def job_script(job: StageJob, config: LaunchConfig) -> str:
+    """The sbatch script of one stage: resources, environment, the task's ``mlflow run``."""
+    name = f"{config.study}-{config.preset}-{job.stage}"
+    array = len(job.tasks) > 1
+    directives = [f"--job-name={name}",
+                  f"--output={config.folder() / 'logs'}/%x-{'%A_%a' if array else '%j'}.out",
+                  f"--time={config.time}", f"--cpus-per-task={config.cpus_per_task}", f"--mem={config.mem}"]
+    if array:
+        throttle = f"%{config.max_parallel}" if config.max_parallel else ""
+        directives.append(f"--array=0-{len(job.tasks) - 1}{throttle}")
+    if job.gpus and config.gpus:
+        directives.append(f"--gres=gpu:{config.gpus}")
+    directives += [f"--partition={config.partition}"] * bool(config.partition)
+    directives += [f"--account={config.account}"] * bool(config.account)
+    directives += config.extra_options()
+    lines = ["#!/bin/bash", *(f"#SBATCH {d}" for d in directives),
+             f"# {job.stage} stage of the {config.study} grid (preset {config.preset}): "
+             f"{len(job.tasks)} task{'s' * array}",
+             "set -euo pipefail", f"cd {shlex.quote(str(PROJECT_ROOT))}", *_environment(config)]
+    command = shlex.join(mlflow_run_arguments(job.stage, {}, config.study))
+    if array:
+        lines.append('case "${SLURM_ARRAY_TASK_ID:?not an array task}" in')
+        for index, parameters in enumerate(job.tasks):
+            lines.append(f"  {index}) set -- {_parameter_words(parameters)} ;;")
+        lines += ['  *) echo "error: no task ${SLURM_ARRAY_TASK_ID} in this array" >&2; exit 2 ;;', "esac"]
+    else:
+        lines.append(f"set -- {_parameter_words(job.tasks[0])}".rstrip())
+    lines += [f"python -m forgetting.tracking {config.study} >/dev/null  # unreachable server: one line, exit 2",
+              f'exec {command} "$@"']
+    return "\n".join(lines) + "\n"
+
+
+def submit_script(jobs: list[StageJob], config: LaunchConfig) -> str:
+    """Checks the server, creates the experiment once, then submits each stage after the previous one."""
+    lines = ["#!/bin/bash", f"# Submit the {config.study} grid (preset {config.preset}): "
+             + " -> ".join(job.stage for job in jobs) + ", each stage once the previous one succeeded.",
+             "set -euo pipefail", f"cd {shlex.quote(str(PROJECT_ROOT))}", *_environment(config),
+             f"python -m forgetting.backends.slurm {config.study} {shlex.quote(config.storage)}"
+             "  # the server answers; the experiment and Optuna's tables exist before any task",
+             f"mkdir -p {shlex.quote(str(config.folder() / 'logs'))}"]
+    previous = None
+    for position, job in enumerate(jobs, start=1):
+        script = shlex.quote(str(config.folder() / script_name(position, job)))
+        after = f" --dependency=afterok:${previous} --kill-on-invalid-dep=yes" if previous else ""
+        lines.append(f"{job.stage}=$(sbatch --parsable{after} {script}); {job.stage}=${{{job.stage}%%;*}}")
+        previous = job.stage
+    lines.append('echo "submitted: ' + ", ".join(f"{job.stage} ${job.stage}" for job in jobs) + '"')
+    return "\n".join(lines) + "\n"
+
+
+def scripts(config: LaunchConfig) -> dict[str, str]:
+    """``{file name: text}`` of every job script and ``submit.sh``."""
+    jobs = unlearning_jobs(config.model, config.preset, config.storage)
+    texts = {script_name(position, job): job_script(job, config) for position, job in enumerate(jobs, start=1)}
+    return texts | {"submit.sh": submit_script(jobs, config)}
+
+
+def launch(config: LaunchConfig) -> dict[str, str]:
+    """Print the scripts (dry run), or write them to ``config.folder()`` and run ``submit.sh``."""
+    from forgetting.tracking.store import check_reachable
+
+    config.validate()
+    if not config.dry_run:
+        check_reachable(config.server_uri())
+        if not shutil.which("sbatch"):
+            raise UsageError("sbatch is not on PATH: submit from a Slurm login node, or use dry_run=true "
+                             "to print the scripts")
+    texts = scripts(config)
+    if config.dry_run:
+        for name, text in texts.items():
+            print(f"# ==> {config.folder() / name} <==\n{text}")
+        return texts
+    folder = config.folder()
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in texts.items():
+        (folder / name).write_text(text)
+        (folder / name).chmod(0o755)
+    if (code := subprocess.run(["bash", str(folder / "submit.sh")]).returncode) != 0:
+        raise UsageError(f"{folder / 'submit.sh'} failed with exit status {code} (its output is above)")
+    return texts
+
+
+def prepare_stores(study: str, storage: str) -> None:
+    """Check the tracking server and create the study's experiment and Optuna's tables, once, before
+    any task starts: array tasks starting together would race to create them."""
+    from forgetting.backends.shared_study import prepare_storage
+    from forgetting.sweep import check_storage
+    from forgetting.tracking import experiment_id, tracking_uri
+
+    check_choice("study", study, STUDIES)
+    check_storage(storage)
+    experiment = experiment_id(study)
+    try:
+        prepare_storage(storage)
+    except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
+        raise UsageError(f"storage={storage!r} is unreachable ({type(error).__name__}: {error})".splitlines()[0]) from None
+    print(f"tracking server {tracking_uri()}: experiment {study} ({experiment}) ready; Optuna tables ready")
+
+
+def _environment(config: LaunchConfig) -> list[str]:
+    lines = [config.setup_line()] if config.setup_line() else []
+    lines.append(f"export MLFLOW_TRACKING_URI={shlex.quote(config.server_uri())}")
+    if config.forgetting_home:
+        lines.append(f"export FORGETTING_HOME={shlex.quote(config.forgetting_home)}")
+    lines += ["export MLFLOW_DISABLE_TELEMETRY=true HF_HUB_OFFLINE=1",
+              "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}"]
+    return lines
+
+
+def _parameter_words(parameters: dict[str, str]) -> str:
+    return " ".join(f"-P {shlex.quote(f'{name}={value}')}" for name, value in parameters.items())
+
+
+if __name__ == "__main__":
+    import sys
+
+    from forgetting.cli import run_cli
+
+    def main() -> None:
+        if len(sys.argv) != 3:
+            raise UsageError("usage: python -m forgetting.backends.slurm STUDY OPTUNA_STORAGE_URL")
+        prepare_stores(sys.argv[1], sys.argv[2])
+
+    run_cli(main)

@@ -1,0 +1,73 @@
+"""The ``attacks`` evaluation suite: attack success rate of GCG or AutoDAN on one checkpoint.
+
+Logged in the active run: ``asr`` (replies the refusal classifier does not flag, with the attack),
+``asr_plain`` (the same for the plain requests), ``loss_before``/``loss_after`` (mean target loss
+at the starting point and with the attack) and ``n_behaviours``; the per-behaviour table
+``attacks/<attack>.json`` carries the control found, so ``transfer_from`` can score a universal
+suffix found on one checkpoint on another.
+"""
+from __future__ import annotations
+
+import mlflow
+
+from forgetting.errors import UsageError, check_choice, check_range
+
+BEHAVIOUR_TASKS = ("harmbench", "advbench")
+
+
+def check_attacks(config) -> None:
+    """The attack suite's checks of an ``EvaluateConfig``."""
+    from forgetting.attacks import ATTACKS
+
+    check_choice("attack", config.attack, ATTACKS.names())
+    check_choice("behaviours", config.behaviours, BEHAVIOUR_TASKS)
+    for name in ("steps", "suffix_length", "top_k", "attack_batch", "generations", "population", "max_new_tokens"):
+        check_range(name, getattr(config, name), 1)
+    if config.transfer_from and config.attack != "gcg-universal":
+        raise UsageError(f"transfer_from needs attack='gcg-universal', got attack={config.attack!r}")
+
+
+def transferred_suffix(run_id: str) -> str:
+    """The universal suffix an earlier ``gcg-universal`` attacks run found (``mlflow.load_table`` only
+    searches the active experiment, so the table is read from the run's artifacts)."""
+    import json
+
+    try:
+        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="attacks/gcg-universal.json")
+        table = json.loads(open(path, encoding="utf-8").read())
+        return str(table["data"][0][table["columns"].index("control")])
+    except Exception as error:  # noqa: BLE001 - any lookup failure is the same user error
+        raise UsageError(f"transfer_from={run_id!r} is not a finished gcg-universal attacks run") from error
+
+
+def evaluate_attacks(config) -> dict[str, float]:
+    """Attack every behaviour inside the active run; the metrics and table described above."""
+    from forgetting.attacks import ATTACKS
+    from forgetting.attacks.autodan import AutoDANConfig
+    from forgetting.attacks.gcg import GCGConfig
+    from forgetting.attacks.prompts import behaviours_from
+    from forgetting.data import load_task, log_dataset
+    from forgetting.models import load_model
+    from forgetting.models.precision import autocast
+
+    transfer = transferred_suffix(config.transfer_from) if config.transfer_from else ""
+    rows = load_task(config.behaviours, config.split, seed=config.seed, limit=config.limit or None)
+    log_dataset(rows, config.behaviours, config.split)
+    model, tokenizer = load_model(config.model)
+    model.eval().requires_grad_(False)
+    search = (AutoDANConfig(config.generations, config.population, seed=config.seed) if config.attack == "autodan"
+              else GCGConfig(config.steps, config.suffix_length, config.top_k, config.attack_batch, config.seed))
+    with autocast(config.precision):
+        results = ATTACKS.get(config.attack)(model, tokenizer, behaviours_from(rows), search,
+                                             max_new_tokens=config.max_new_tokens, transfer=transfer)
+    n = len(results)
+    metrics = {"asr": sum(r["success"] for r in results) / n,
+               "asr_plain": sum(not r["refused_plain"] for r in results) / n,
+               "loss_before": sum(r["loss_before"] for r in results) / n,
+               "loss_after": sum(r["loss_after"] for r in results) / n,
+               "lowered_fraction": sum(r["loss_after"] < r["loss_before"] for r in results) / n,
+               "n_behaviours": n}
+    mlflow.log_metrics(metrics)
+    mlflow.log_table({k: [str(r[k]) if isinstance(r[k], list) else r[k] for r in results] for k in results[0]},
+                     artifact_file=f"attacks/{config.attack}.json")
+    return metrics

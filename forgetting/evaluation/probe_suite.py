@@ -1,0 +1,42 @@
+"""The ``probes`` evaluation suite: per-layer linear knowledge probes on one checkpoint.
+
+Logged in the active run: the metrics ``probe_accuracy``, ``probe_control_accuracy`` and
+``probe_selectivity`` with the layer as the step (so the MLflow UI draws them against depth), the
+summary ``best_selectivity``/``best_layer``, the table ``probes/layers.json`` and the figure
+``probes/layers.html``.
+"""
+from __future__ import annotations
+
+import mlflow
+
+
+def evaluate_probes(config) -> dict[str, float]:
+    """Probe every layer inside the active run; the metrics, table and figure described above."""
+    import pandas as pd
+    import plotly.express as px
+
+    from forgetting.data import load_task, log_dataset
+    from forgetting.evaluation.probes import fact_statements, probe_layers
+    from forgetting.models import load_model
+
+    facts = load_task("facts", "all", seed=config.seed)
+    log_dataset(facts, "facts", "all")
+    model, tokenizer = load_model(config.model)
+    model.eval()
+    layers = probe_layers(model, tokenizer, fact_statements(list(facts), config.seed), config.batch_size,
+                          config.precision, config.probe_c, config.seed)
+    for row in layers:
+        mlflow.log_metrics({"probe_accuracy": row["accuracy"], "probe_control_accuracy": row["control_accuracy"],
+                            "probe_selectivity": row["selectivity"]}, step=row["layer"])
+    best = max(layers, key=lambda row: row["selectivity"])
+    metrics = {"best_selectivity": best["selectivity"], "best_layer": best["layer"],
+               "best_layer_accuracy": best["accuracy"], "n_layers": len(layers)}
+    mlflow.log_metrics(metrics)
+    frame = pd.DataFrame(layers)
+    mlflow.log_table(frame, artifact_file="probes/layers.json")
+    long = frame.melt(id_vars="layer", value_vars=["accuracy", "control_accuracy", "selectivity"],
+                      var_name="measure", value_name="value")
+    figure = px.line(long, x="layer", y="value", color="measure", markers=True,
+                     title=f"Linear fact probes by layer: {config.model}")
+    mlflow.log_text(figure.to_html(include_plotlyjs=True), "probes/layers.html")
+    return metrics

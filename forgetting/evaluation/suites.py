@@ -1,0 +1,81 @@
+"""The ``evaluate`` stage: one config, several suites, each a registry entry.
+
+- ``accuracy``: a multiple-choice, generative or code task (``forgetting.evaluation.accuracy``);
+- ``attacks``: GCG or AutoDAN success rate on harmful behaviours (``attack_suite``);
+- ``probes``: per-layer linear fact probes with a control task (``probe_suite``).
+
+A run's cache key covers only the parameters its suite reads, so changing a GCG budget does not
+re-run an accuracy evaluation.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+from forgetting.errors import check_choice, check_range
+from forgetting.models import DEFAULT_MODEL
+from forgetting.models.precision import PRECISIONS
+from forgetting.registry import Registry
+
+EVALUATION_SUITES = Registry("suite")
+EVALUATION_SUITES.register("accuracy", "forgetting.evaluation.accuracy:evaluate_accuracy")
+EVALUATION_SUITES.register("attacks", "forgetting.evaluation.attack_suite:evaluate_attacks")
+EVALUATION_SUITES.register("probes", "forgetting.evaluation.probe_suite:evaluate_probes")
+
+COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "seed")
+SUITE_FIELDS = {
+    "accuracy": ("task", "split", "limit", "max_new_tokens", "prompt_format"),
+    "attacks": ("attack", "behaviours", "split", "limit", "max_new_tokens", "steps", "suffix_length", "top_k",
+                "attack_batch", "generations", "population", "transfer_from"),
+    "probes": ("probe_c",),
+}
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
+    suite: str = field(default="accuracy", metadata={"help": "accuracy, attacks or probes"})
+    task: str = field(default="arc_easy", metadata={"help": "accuracy: a multiple-choice, generative or code task"})
+    split: str = field(default="eval", metadata={"help": "train, eval or test (attacks: of the behaviours)"})
+    limit: int = field(default=0, metadata={"help": "first n rows after a seeded shuffle; 0 = all"})
+    batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
+    max_new_tokens: int = field(default=256, metadata={"help": "generation budget (generative tasks, attack replies)"})
+    precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
+    seed: int = field(default=0, metadata={"help": "seed of splits, row order and attack search"})
+    prompt_format: str = field(default="auto", metadata={
+        "help": "generative prompts: auto (the chat template when the model has one), plain or chat"})
+    attack: str = field(default="gcg", metadata={"help": "attacks: gcg (a suffix per behaviour), gcg-universal, autodan"})
+    behaviours: str = field(default="harmbench", metadata={"help": "attacks: harmbench or advbench"})
+    steps: int = field(default=20, metadata={"help": "GCG steps"})
+    suffix_length: int = field(default=20, metadata={"help": "GCG suffix tokens"})
+    top_k: int = field(default=256, metadata={"help": "GCG candidate tokens per position"})
+    attack_batch: int = field(default=64, metadata={"help": "GCG candidates scored per step"})
+    generations: int = field(default=5, metadata={"help": "AutoDAN generations"})
+    population: int = field(default=8, metadata={"help": "AutoDAN population"})
+    transfer_from: str = field(default="", metadata={
+        "help": "gcg-universal: score the suffix found by this earlier attacks run instead of searching"})
+    probe_c: float = field(default=1e-3, metadata={"help": "probes: inverse L2 strength of the logistic probes"})
+
+    def validate(self) -> None:
+        check_choice("suite", self.suite, EVALUATION_SUITES.names())
+        check_range("batch_size", self.batch_size, 1)
+        check_range("limit", self.limit, 0)
+        check_choice("precision", self.precision, PRECISIONS)
+        if self.suite == "accuracy":
+            from forgetting.evaluation.accuracy import check_accuracy
+
+            check_accuracy(self)
+        elif self.suite == "attacks":
+            from forgetting.evaluation.attack_suite import check_attacks
+
+            check_attacks(self)
+        else:
+            check_range("probe_c", self.probe_c, 0, low_open=True)
+
+    def params(self) -> dict:
+        """The parameters the suite reads: what the cache key covers."""
+        values = asdict(self)
+        return {name: values[name] for name in COMMON_FIELDS + SUITE_FIELDS.get(self.suite, ())}
+
+
+def run_suite(config: EvaluateConfig) -> dict[str, float]:
+    return EVALUATION_SUITES.get(config.suite)(config)

@@ -1,0 +1,345 @@
+"""Scale-out: a real PostgreSQL and a real ``mlflow server`` on loopback, Optuna workers sharing a
+study in PostgreSQL, the Slurm scripts of the unlearning grid, and what happens when the server
+is unreachable or lost.
+
+PostgreSQL comes from Debian's ``postgresql`` package, installed by the fixture when it is missing
+(as root with apt-get); a test that needs it fails, never skips, when it cannot be started.
+"""
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import pytest
+import sqlalchemy
+
+from forgetting.backends import postgres as postgres_service
+from forgetting.backends.commands import stage_parameters
+from forgetting.backends.slurm import LaunchConfig, launch, unlearning_jobs
+from forgetting.tracking import store as store_module
+from forgetting.tracking.server import start_server
+
+ROOT = Path(__file__).resolve().parents[1]
+TABLES = ("finetune_results", "training_curves", "checkpoints", "trials", "results_table")
+STORAGE = "postgresql+psycopg2://db-host/optuna"
+
+
+@pytest.fixture(scope="session")
+def postgres():
+    try:
+        service = postgres_service.start()
+    except postgres_service.PostgresUnavailable as error:
+        pytest.fail(f"PostgreSQL could not be installed or started: {error}")
+    yield service
+    service.stop()
+
+
+@pytest.fixture(scope="session")
+def servers(postgres, tmp_path_factory):
+    """Two ``mlflow server``s on PostgreSQL with proxied artifacts, on 127.0.0.1 and free ports:
+    the shared one and one to lose. Each takes seconds to start, so both start at once, in the
+    background, and a test waits for the one it needs."""
+    folder = tmp_path_factory.mktemp("servers")
+    started = {name: start_server(postgres.create_database(database), folder / name, wait=False)
+               for name, database in (("shared", "mlflow"), ("lost", "mlflow_lost"))}
+    yield started
+    for server in started.values():
+        server.kill()  # throwaway: no need to wait for a clean shutdown
+
+
+@pytest.fixture(scope="session")
+def tracking_server(servers):
+    return servers["shared"].wait_until_healthy()
+
+
+def use_store(monkeypatch, home: Path, uri: str | None) -> None:
+    """Point this process at ``uri`` (the embedded store when None) with its own FORGETTING_HOME."""
+    while mlflow.active_run():
+        mlflow.end_run()
+    monkeypatch.setenv("FORGETTING_HOME", str(home))
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_RUN_ID", "MLFLOW_EXPERIMENT_ID"):
+        monkeypatch.delenv(name, raising=False)
+    if uri:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    store_module.configure.cache_clear()
+    store_module.configure()
+
+
+@pytest.fixture
+def restore_store():
+    yield
+    while mlflow.active_run():
+        mlflow.end_run()
+    store_module.configure.cache_clear()
+    mlflow.set_tracking_uri(None)
+
+
+def subprocess_env(**extra) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    return env | {"PATH": f"{Path(sys.executable).parent}:{env['PATH']}", "OMP_NUM_THREADS": "1",
+                  "MLFLOW_DISABLE_TELEMETRY": "true"} | extra
+
+
+def run_unlearning_stages(model: Path) -> None:
+    """prune -> train -> finetune on the tiny model, the way ``main`` chains them."""
+    from forgetting.pruning.stage import PruneConfig
+    from forgetting.stages import finetune_stage, prune_stage, train_stage
+    from forgetting.training.finetune_stage import FinetuneConfig
+    from forgetting.training.stage import TrainConfig
+    from forgetting.unlearning import pruned_version
+
+    pruned = prune_stage(PruneConfig(model=str(model), method="random", sparsity=0.5, calibration_blocks=2,
+                                     eval_blocks=2, block_size=32, batch_size=2))
+    train = TrainConfig(model=pruned_version(pruned), steps=2, checkpoint_every=2, batch_size=2, block_size=32,
+                        eval_blocks=2)
+    train_stage(train)
+    finetune_stage(FinetuneConfig(model=f"models:/{train.model_name()}@step-2", task="counterfact", lrs="1e-4",
+                                  train_limit=8, eval_limit=8))
+
+
+def analysis_tables(run_id: str) -> dict[str, pd.DataFrame]:
+    """The CSV tables an analyze run logged, read back through the current store, without run ids."""
+    import io
+
+    frames = {}
+    for name in TABLES:
+        frame = pd.read_csv(io.StringIO(mlflow.artifacts.load_text(f"runs:/{run_id}/data/{name}.csv")))
+        frames[name] = frame.drop(columns=[c for c in frame.columns if c.endswith("run_id")])
+    return frames
+
+
+def test_stages_against_the_server_give_the_tables_of_the_embedded_store(
+        servers, postgres, tiny_checkpoint_with_tokenizer, tmp_path, monkeypatch, restore_store):
+    from forgetting.analysis import AnalyzeConfig, analyze_stage
+
+    use_store(monkeypatch, tmp_path / "embedded", None)
+    run_unlearning_stages(tiny_checkpoint_with_tokenizer)
+    analyze_stage(AnalyzeConfig(study="unlearning", output=str(tmp_path / "embedded.html")))
+    [embedded_analyze] = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                            filter_string="tags.`forgetting.entry_point` = 'analyze'")
+    embedded = analysis_tables(embedded_analyze.info.run_id)
+
+    tracking_server = servers["shared"].wait_until_healthy()
+    use_store(monkeypatch, tmp_path / "server-home", tracking_server.url)
+    run_unlearning_stages(tiny_checkpoint_with_tokenizer)
+    analyze = subprocess.run(
+        [sys.executable, "-m", "mlflow", "run", ".", "-e", "analyze", "--env-manager", "local",
+         "--experiment-name", "unlearning", "-P", f"output={tmp_path / 'server.html'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=subprocess_env(MLFLOW_TRACKING_URI=tracking_server.url, FORGETTING_HOME=str(tmp_path / "server-home")))
+    assert analyze.returncode == 0, analyze.stderr[-3000:]
+    assert (tmp_path / "server.html").exists()
+    [served_analyze] = mlflow.search_runs(search_all_experiments=True, output_format="list",
+                                          filter_string="tags.`forgetting.entry_point` = 'analyze'")
+    assert served_analyze.info.artifact_uri.startswith("mlflow-artifacts:")  # proxied by the server
+    served = analysis_tables(served_analyze.info.run_id)
+
+    assert len(embedded["finetune_results"]) == 1 and len(embedded["training_curves"]) == 2
+    assert len(embedded["checkpoints"]) == 3 and len(embedded["trials"]) == 1  # prune + train steps 0, 2
+    for name in TABLES:
+        pd.testing.assert_frame_equal(served[name], embedded[name], obj=name)
+    with sqlalchemy.create_engine(postgres.url("mlflow")).connect() as database:  # the runs live in PostgreSQL
+        stages = database.execute(sqlalchemy.text(
+            "SELECT value FROM tags WHERE key = 'forgetting.entry_point' ORDER BY value")).scalars().all()
+    assert stages == ["analyze", "finetune", "prune", "train"]
+
+
+WORKER = """
+import math, sys, time
+from forgetting.backends.shared_study import run_worker_share
+from forgetting.sweep import open_lr_study
+
+storage, index, grid = sys.argv[1], int(sys.argv[2]), tuple(float(v) for v in sys.argv[3].split(","))
+study = open_lr_study("shared-grid", storage, grid)
+
+def objective(trial):
+    lr = trial.suggest_float("lr", min(grid), max(grid), log=True)
+    trial.set_user_attr("worker", index)
+    time.sleep(0.25)
+    return -abs(math.log10(lr) + 5)
+
+run_worker_share(study, objective, len(grid), 2, index)
+"""
+
+
+def test_two_workers_share_one_grid_study_without_losing_or_repeating_a_trial(postgres):
+    import optuna
+
+    from forgetting.backends.shared_study import prepare_storage, worker_share
+    from forgetting.sweep import open_lr_study
+
+    grid = (1e-6, 2e-6, 5e-6, 1e-5, 2e-5, 5e-5, 1e-4, 2e-4, 5e-4)
+    storage = postgres.create_database("optuna")
+    prepare_storage(storage)
+    workers = [subprocess.Popen([sys.executable, "-c", WORKER, storage, str(index), ",".join(map(repr, grid))],
+                                cwd=ROOT, env=subprocess_env(), stderr=subprocess.PIPE, text=True)
+               for index in range(2)]
+    for worker in workers:
+        assert worker.wait(timeout=120) == 0, worker.stderr.read()[-3000:]
+
+    trials = open_lr_study("shared-grid", storage, grid).trials
+    assert len(trials) == len(grid)
+    assert all(t.state == optuna.trial.TrialState.COMPLETE for t in trials)
+    assert sorted(t.params["lr"] for t in trials) == sorted(grid)
+    assert all(math.isclose(t.value, -abs(math.log10(t.params["lr"]) + 5)) for t in trials)
+    by_worker = {index: [t for t in trials if t.user_attrs["worker"] == index] for index in range(2)}
+    assert [len(by_worker[i]) for i in range(2)] == [worker_share(len(grid), 2, i) for i in range(2)] == [5, 4]
+    first_done = min(max(t.datetime_complete for t in mine) for mine in by_worker.values())
+    last_started = max(min(t.datetime_start for t in mine) for mine in by_worker.values())
+    assert last_started < first_done  # the two workers ran trials at the same time
+
+
+def quick_config(tmp_path, **changes) -> LaunchConfig:
+    values = dict(preset="quick", tracking_uri="http://10.1.2.3:5000", storage=STORAGE, partition="gpu",
+                  account="lab", time="02:00:00", cpus_per_task=4, mem="16G", gpus=1, max_parallel=3,
+                  output=str(tmp_path / "slurm"), setup=f"export PATH={tmp_path / 'bin'}:$PATH")
+    return LaunchConfig(**(values | changes))
+
+
+def fake_commands(folder: Path, **bodies: str) -> None:
+    folder.mkdir(exist_ok=True)
+    for name, body in bodies.items():
+        (folder / name).write_text(f"#!/bin/bash\n{body}\n")
+        (folder / name).chmod(0o755)
+
+
+def run_script(text: str, tmp_path: Path, **env) -> subprocess.CompletedProcess:
+    path = tmp_path / "job.sbatch"
+    path.write_text(text)
+    return subprocess.run(["bash", str(path)], capture_output=True, text=True, timeout=120,
+                          env=subprocess_env(**env))
+
+
+def test_dry_run_prints_one_array_job_per_stage_with_the_grid_of_main(tmp_path, capsys):
+    from forgetting.unlearning import PRESETS, stage_configs
+
+    config = quick_config(tmp_path)
+    texts = launch(config)
+    printed = capsys.readouterr().out
+    assert not (tmp_path / "slurm").exists()  # a dry run writes nothing
+    assert list(texts) == ["01-prune.sbatch", "02-train.sbatch", "03-finetune.sbatch", "04-analyze.sbatch",
+                           "submit.sh"]
+    for text in texts.values():
+        assert text in printed
+        assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+        assert "export MLFLOW_TRACKING_URI=http://10.1.2.3:5000\n" in text
+
+    preset = PRESETS["quick"]
+    prunes, train, finetunes = stage_configs(config.model, preset)
+    starts = 1 + len(prunes)
+    counts = {"prune": len(prunes), "train": starts, "finetune": starts * 2 * len(finetunes)}  # first, last step
+    for name, text in texts.items():
+        stage = name[3:-7]
+        if stage in counts:
+            assert f"#SBATCH --array=0-{counts[stage] - 1}%3\n" in text
+            assert "#SBATCH --gres=gpu:1\n" in text
+        for directive in ("--partition=gpu", "--account=lab", "--time=02:00:00", "--cpus-per-task=4", "--mem=16G"):
+            assert f"#SBATCH {directive}\n" in text or name == "submit.sh"
+    assert "--array" not in texts["04-analyze.sbatch"] and "--gres" not in texts["04-analyze.sbatch"]
+
+    # Each array task runs its stage through mlflow run with the parameters main would use.
+    fake_commands(tmp_path / "bin", mlflow='printf "%s\\n" "$@"', python="true")
+    jobs = unlearning_jobs(config.model, "quick", STORAGE)
+    for job, (name, text) in zip(jobs, texts.items()):
+        for index, parameters in enumerate(job.tasks):
+            result = run_script(text, tmp_path, SLURM_ARRAY_TASK_ID=str(index))
+            assert result.returncode == 0, result.stderr
+            words = result.stdout.splitlines()
+            assert words[:9] == ["run", ".", "-e", job.stage, "--env-manager", "local", "--experiment-name",
+                                 "unlearning", "-P"]
+            assert dict(w.split("=", 1) for w in words[9::2]) == parameters
+        if len(job.tasks) > 1:
+            assert run_script(text, tmp_path, SLURM_ARRAY_TASK_ID=str(len(job.tasks))).returncode == 2
+    prune_tasks, train_tasks, finetune_tasks, _ = (job.tasks for job in jobs)
+    assert prune_tasks == tuple(stage_parameters(p) for p in prunes)
+    assert [t["model"] for t in train_tasks] == [config.model] + [f"models:/{p.model_name()}@pruned" for p in prunes]
+    last = train.checkpoint_steps()[-1]
+    assert {t["model"] for t in finetune_tasks} == {
+        f"models:/{start}-python@step-{step}" for start in ["smollm2-135m"] + [p.model_name() for p in prunes]
+        for step in (0, last)}
+    assert all(t["storage"] == STORAGE for t in finetune_tasks)
+
+
+def test_submit_checks_the_server_prepares_the_stores_and_chains_the_stages_with_afterok(
+        tracking_server, postgres, tmp_path, monkeypatch):
+    storage = postgres.create_database("optuna_submit")
+    calls = tmp_path / "sbatch.calls"
+    fake_commands(tmp_path / "bin", sbatch=f'echo "$*" >> {calls}; echo "$((100 + $(wc -l < {calls})));cluster"')
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:{Path(sys.executable).parent}:{os.environ['PATH']}")
+    texts = launch(quick_config(tmp_path, tracking_uri=tracking_server.url, storage=storage, dry_run=False))
+    submitted = calls.read_text().splitlines()
+    folder = tmp_path / "slurm"
+    assert [line.split()[-1] for line in submitted] == [str(folder / name) for name in list(texts)[:-1]]
+    assert "--dependency" not in submitted[0]
+    for position, line in enumerate(submitted[1:], start=1):
+        assert f"--dependency=afterok:{100 + position} " in line
+    assert (folder / "01-prune.sbatch").read_text() == texts["01-prune.sbatch"]
+    mlflow.set_tracking_uri(tracking_server.url)
+    assert mlflow.get_experiment_by_name("unlearning") is not None
+    with sqlalchemy.create_engine(storage).connect() as database:
+        assert "trials" in sqlalchemy.inspect(database).get_table_names()
+    mlflow.set_tracking_uri(None)
+
+
+def test_unreachable_server_fails_in_one_line_before_any_work(tmp_path):
+    from forgetting.backends.postgres import free_port
+    from forgetting.errors import UsageError
+
+    closed = f"http://127.0.0.1:{free_port()}"
+    unreachable = (f"MLFLOW_TRACKING_URI={closed} is unreachable ([Errno 111] Connection refused); "
+                   "start the server or unset it")
+    config = quick_config(tmp_path, tracking_uri=closed,
+                          setup=f"export PATH={tmp_path / 'bin'}:{Path(sys.executable).parent}:$PATH")
+    with pytest.raises(UsageError, match=re.escape(unreachable)):
+        launch(LaunchConfig(**(vars(config) | {"dry_run": False})))
+    assert not (tmp_path / "slurm").exists()  # nothing written, nothing submitted
+
+    # A job whose server went away before it started stops at its first line; mlflow run never starts.
+    marker = tmp_path / "mlflow-started"
+    fake_commands(tmp_path / "bin", mlflow=f"touch {marker}")
+    job = run_script(launch(config)["01-prune.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID="0")
+    assert (job.returncode, job.stderr.splitlines()) == (2, [f"error: {unreachable}"])
+    assert not marker.exists()
+
+
+def test_lost_server_retries_then_fails_clearly_keeps_the_checkpoint_and_registers_nothing(
+        servers, postgres, tiny_checkpoint_with_tokenizer, tmp_path, monkeypatch, restore_store):
+    from forgetting.tracking import experiment_id, log_checkpoint
+    from forgetting.tracking.retry import TrackingServerLost, on_server_loss
+
+    server, backend = servers["lost"].wait_until_healthy(), postgres.url("mlflow_lost")
+    try:
+        use_store(monkeypatch, tmp_path / "home", server.url)
+        for name, value in {"MAX_RETRIES": "2", "BACKOFF_FACTOR": "1", "BACKOFF_JITTER": "0"}.items():
+            monkeypatch.setenv(f"MLFLOW_HTTP_REQUEST_{name}", value)
+        local = tmp_path / "home" / "resume" / "key"
+        shutil.copytree(tiny_checkpoint_with_tokenizer, local / "model")
+        resume = "mlflow run . -e train --env-manager local -P steps=2"
+        with pytest.raises(TrackingServerLost) as lost:
+            with mlflow.start_run(experiment_id=experiment_id("unlearning")) as run:
+                with on_server_loss(local, resume):
+                    mlflow.log_metric("train_loss", 1.0, step=1)
+                    server.kill()
+                    began = time.perf_counter()
+                    log_checkpoint(local / "model", "checkpoints/step-000002", register_as="tiny-python",
+                                   alias="step-2", version_key="key:2", tags={"step": 2})
+        waited = time.perf_counter() - began
+    finally:
+        server.stop()
+    assert 2 <= waited < 30  # MLflow's retries with backoff (0 s, then 2 s), no second round to end the run
+    message = str(lost.value)
+    assert server.url in message and str(local) in message and f"MLFLOW_TRACKING_URI={server.url} {resume}" in message
+    assert mlflow.active_run() is None
+    assert (local / "model" / "config.json").exists()
+    with sqlalchemy.create_engine(backend).connect() as database:
+        assert database.execute(sqlalchemy.text("SELECT count(*) FROM model_versions")).scalar() == 0
+        assert database.execute(sqlalchemy.text("SELECT count(*) FROM registered_models")).scalar() == 0
+        status = database.execute(sqlalchemy.text("SELECT status FROM runs WHERE run_uuid = :id"),
+                                  {"id": run.info.run_id}).scalar()
+    assert status == "RUNNING"  # left for the resumed stage to mark KILLED (runs.continue_history)
