@@ -20,20 +20,26 @@ def cached_model_stage(study: str, entry_point: str, config, body, params: dict 
                      upstream={"model": location})
 
 
-def lineage(spec: str, study: str) -> dict:
+def lineage(spec: str, study: str | None = None) -> dict:
     """What a checkpoint descends from, read from its registered version's tags: pruning
-    ``method`` (``none`` for an unpruned model), ``sparsity`` and training ``step``."""
+    ``method`` (``none`` for an unpruned model), ``sparsity`` and training ``step``; ``study`` is
+    the one given, else the checkpoint's own (``foundation`` for a model outside the registry)."""
     from forgetting.tracking.checkpoints import checkpoint_version, is_tracking_uri
 
     version = checkpoint_version(spec) if is_tracking_uri(spec) else None
     tags = version.tags if version else {}
-    return {"study": study, "method": tags.get("method", "none"),
+    return {"study": study or tags.get("study", "foundation"), "method": tags.get("method", "none"),
             "sparsity": float(tags.get("sparsity", 0.0)), "step": int(tags.get("step", 0))}
 
 
-def evaluate_stage(config: EvaluateConfig, study: str = "foundation"):
-    """Run one evaluation suite on the model in a cached stage run."""
-    run, reused = cached_model_stage(study, "evaluate", config, lambda _: run_suite(config), config.params())
+def evaluate_stage(config: EvaluateConfig, study: str | None = None):
+    """Run one evaluation suite on the model in a cached stage run, filed under the study of the
+    checkpoint (with its method, sparsity and step) so that study's analyze finds it."""
+    configure()
+    config.validate()
+    origin = lineage(config.model, study)
+    params = config.params() | {k: origin[k] for k in ("method", "sparsity", "step")}
+    run, reused = cached_model_stage(origin["study"], "evaluate", config, lambda _: run_suite(config), params)
     metrics = run.data.metrics
     summary = {"accuracy": lambda: f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: "
                                    f"accuracy={metrics['accuracy']:.4f}",

@@ -109,6 +109,14 @@ def study(shared_store):
     s.ids["rerun"] = s.finetune("attribution", 0.3, 20, "arc_easy", best_acc=0.91)  # newest wins
     s.finetune("attribution", 0.3, 20, "arc_easy", best_acc=0.11, status="FAILED")
     s.finetune("attribution", 0.3, 20, "arc_easy", best_acc=0.12, entry_point="analyze")
+    foundation = Study(experiment_id("foundation"))  # evaluate runs live in the experiment that launched them
+    for method, sparsity, asr in [("none", 0.0, 0.25), ("random", 0.3, 0.75)]:
+        model = {"upstream_model": f"models:/m-{method}-python/2", "method": method, "sparsity": sparsity, "step": 20}
+        s.ids[("attack", method)] = foundation.run("evaluate", model | {"suite": "attacks", "attack": "gcg"},
+                                                   {"asr": asr, "asr_plain": 0.5})
+        s.run("evaluate", model | {"suite": "accuracy", "task": "arc_easy"}, {"accuracy": 0.4 - sparsity / 3})
+    s.run("evaluate", {"upstream_model": "models:/other/1", "suite": "attacks", "attack": "gcg", "method": "none",
+                       "sparsity": 0.0, "step": 0}, {"asr": 1.0, "asr_plain": 1.0}, tags={"forgetting.study": "forgetting"})
     parent = s.ids[("random", 20, "counterfact")]
     for trial, lr in enumerate([1e-5, 1e-4, 1e-3]):
         s.run(None, {"lr": lr, "method": "random", "sparsity": 0.3, "step": 20, "task": "counterfact"},
@@ -182,6 +190,18 @@ def test_figures_facet_by_sparsity_and_repeat_the_dense_reference(study):
     assert figures.table_figure(figures.results_table(empty)) is None
 
 
+def test_attack_results_join_the_accuracy_of_the_same_checkpoint_across_experiments(study):
+    attacks = query.attack_results("unlearning")
+    assert list(attacks.columns) == query.ATTACK_COLUMNS
+    assert attacks[["method", "asr", "task"]].values.tolist() == [["none", 0.25, "arc_easy"], ["random", 0.75, "arc_easy"]]
+    assert attacks["accuracy"].round(3).tolist() == [0.4, 0.3]
+    assert set(attacks["run_id"]) == {study.ids[("attack", "none")], study.ids[("attack", "random")]}
+    success = figures.attack_success_figure(attacks)
+    assert {t.name for t in success.data if t.showlegend is not False} == {"none", "random"}
+    assert figures.attack_vs_accuracy_figure(attacks) is not None
+    assert figures.attack_success_figure(attacks.iloc[:0]) is None
+
+
 def analyze_runs(study="unlearning"):
     return mlflow.search_runs([experiment_id(study)], f"attributes.run_name = 'analyze-{study}'",
                               order_by=["attributes.start_time DESC"], output_format="list")
@@ -201,13 +221,15 @@ def test_analyze_writes_a_self_contained_report_and_logs_it(study, capsys):
     runs = analyze_runs()
     assert len(runs) == before + 1 and runs[0].info.status == "FINISHED"
     run = runs[0]
-    assert run.data.metrics == {"n_finetune_runs": 12, "n_train_runs": 3, "n_checkpoints": 5, "n_trials": 3}
+    assert run.data.metrics == {"n_finetune_runs": 12, "n_train_runs": 3, "n_checkpoints": 5, "n_trials": 3,
+                                "n_attack_runs": 2}
     client = mlflow.MlflowClient()
     logged = {a.path for a in client.list_artifacts(run.info.run_id)} | {
         a.path for folder in ("figures", "data") for a in client.list_artifacts(run.info.run_id, folder)}
     assert {"report.html", "figures/results_table.html", "figures/baseline_accuracy.html",
             "figures/finetuned_accuracy.html", "figures/heldout_loss.html", "data/results_table.csv",
-            "data/finetune_results.csv", "data/training_curves.csv", "data/checkpoints.csv"} <= logged
+            "data/finetune_results.csv", "data/training_curves.csv", "data/checkpoints.csv",
+            "figures/attack_success.html", "figures/attack_vs_accuracy.html", "data/attacks.csv"} <= logged
     figure_page = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/figures/heldout_loss.html"))
     assert "plotly.js v" in figure_page.read_text()
     table = Path(mlflow.artifacts.download_artifacts(f"runs:/{run.info.run_id}/data/results_table.csv"))

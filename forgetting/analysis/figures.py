@@ -37,6 +37,40 @@ def heldout_loss_figure(curves: pd.DataFrame) -> go.Figure | None:
     return _line(curves, "heldout_loss", "Held-out Python loss during continued training", facet_row=None)
 
 
+def attack_success_figure(attacks: pd.DataFrame) -> go.Figure | None:
+    """Attack success rate per method and sparsity, one column per attack; the plain requests'
+    rate (no attack) is the hollow marker."""
+    if attacks.empty:
+        return None
+    frame = attacks.drop_duplicates(["model", "attack"]).assign(
+        pruned=lambda f: f["sparsity"].map(_percent_of_neurons))
+    figure = px.scatter(frame, x="pruned", y="asr", color="method", facet_col="attack",
+                        category_orders={"method": method_order(frame["method"])}, color_discrete_map=METHOD_COLORS,
+                        labels=LABELS | {"asr": "attack success rate"}, hover_data=["step", "run_id"],
+                        title="Attack success rate by method (hollow: plain requests, no attack)")
+    plain = px.scatter(frame, x="pruned", y="asr_plain", color="method", facet_col="attack",
+                       color_discrete_map=METHOD_COLORS, symbol_sequence=["circle-open"])
+    for trace in plain.data:
+        trace.showlegend = False
+        figure.add_trace(trace)
+    figure.update_yaxes(tickformat=".0%", range=[-0.05, 1.05])
+    return figure
+
+
+def attack_vs_accuracy_figure(attacks: pd.DataFrame) -> go.Figure | None:
+    """Attack success rate against task accuracy of the same checkpoint."""
+    frame = attacks.dropna(subset=["accuracy"])
+    if frame.empty:
+        return None
+    figure = px.scatter(frame, x="accuracy", y="asr", color="method", symbol="attack", facet_col="task",
+                        category_orders={"method": method_order(frame["method"])}, color_discrete_map=METHOD_COLORS,
+                        labels=LABELS | {"asr": "attack success rate", "accuracy": "task accuracy"},
+                        hover_data=["sparsity", "step", "run_id"], title="Attack success rate vs task accuracy")
+    figure.update_xaxes(tickformat=".0%")
+    figure.update_yaxes(tickformat=".0%")
+    return figure
+
+
 def results_table(results: pd.DataFrame) -> pd.DataFrame:
     """Per (method, sparsity, task): accuracy before and after fine-tuning at the last evaluated step.
 

@@ -16,6 +16,7 @@ FINETUNE_COLUMNS = ["method", "sparsity", "step", "task", "baseline_acc", "best_
 CURVE_COLUMNS = ["method", "sparsity", "step", "heldout_loss", "run_id"]
 CHECKPOINT_COLUMNS = ["name", "version", "stage", "method", "sparsity", "step", "run_id"]
 TRIAL_COLUMNS = ["parent_run_id", "trial", "lr", "accuracy", "run_id"]
+ATTACK_COLUMNS = ["method", "sparsity", "step", "attack", "asr", "asr_plain", "task", "accuracy", "model", "run_id"]
 
 
 def stage_runs(experiment_ids: Iterable[str], entry_point: str, study: str | None = None) -> list[Run]:
@@ -84,6 +85,35 @@ def trials(experiment_ids: Iterable[str], parent_run_ids: Iterable[str]) -> pd.D
     frame["trial"] = pd.to_numeric(frame["trial"], errors="coerce").astype("Int64")
     frame["lr"] = pd.to_numeric(frame["lr"], errors="coerce")
     return frame.sort_values(["parent_run_id", "trial"], ignore_index=True)
+
+
+def attack_results(study: str) -> pd.DataFrame:
+    """Attack success per checkpoint and attack (the newest attacks run of each), next to every task
+    accuracy the same checkpoint was evaluated on (``task``/``accuracy`` empty where none was).
+    Evaluate runs are filed under their checkpoint's study, in whichever experiment launched them."""
+    query = (f"tags.`forgetting.entry_point` = 'evaluate' and tags.`forgetting.study` = '{study}' "
+             "and attributes.status = 'FINISHED'")
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string=query,
+                              order_by=["attributes.start_time DESC"], output_format="list")
+    accuracy: dict[str, dict[str, float]] = {}
+    for run in runs:
+        if "accuracy" in run.data.metrics and run.data.params.get("suite", "accuracy") == "accuracy":
+            accuracy.setdefault(run.data.params.get("upstream_model"), {}).setdefault(
+                run.data.params.get("task"), run.data.metrics["accuracy"])
+    rows = []
+    for run in runs:
+        if "asr" not in run.data.metrics:
+            continue
+        params, model = run.data.params, run.data.params.get("upstream_model")
+        base = {"method": params.get("method"), "sparsity": params.get("sparsity"), "step": params.get("step"),
+                "attack": params.get("attack"), "asr": run.data.metrics["asr"],
+                "asr_plain": run.data.metrics.get("asr_plain"), "model": model, "run_id": run.info.run_id,
+                "start_time": run.info.start_time}
+        tasks = accuracy.get(model) or {None: None}
+        rows += [base | {"task": task, "accuracy": value} for task, value in tasks.items()]
+    frame = _frame(rows, [*ATTACK_COLUMNS, "start_time"])
+    frame = frame.drop_duplicates(["model", "attack", "task"])  # runs come newest first
+    return frame.sort_values(["attack", "method", "sparsity", "step"], ignore_index=True)[ATTACK_COLUMNS]
 
 
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:

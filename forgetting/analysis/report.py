@@ -31,21 +31,24 @@ def analyze_study(config) -> Path:
     curves = query.training_curves(experiments, config.study)
     versions = query.checkpoint_versions(config.study)
     sweeps = query.trials(experiments, results["run_id"])
+    attacks = query.attack_results(config.study)
     table = figures.results_table(results)
     drawn = {"results_table": figures.table_figure(table),
              "baseline_accuracy": figures.baseline_accuracy_figure(results),
              "finetuned_accuracy": figures.finetuned_accuracy_figure(results),
-             "heldout_loss": figures.heldout_loss_figure(curves)}
+             "heldout_loss": figures.heldout_loss_figure(curves),
+             "attack_success": figures.attack_success_figure(attacks),
+             "attack_vs_accuracy": figures.attack_vs_accuracy_figure(attacks)}
     drawn = {name: figure for name, figure in drawn.items() if figure is not None}
     for name, figure in drawn.items():
         # log_figure would load plotly.js from a CDN, which shows nothing offline: embed it.
         mlflow.log_text(figure.to_html(include_plotlyjs=True, full_html=True), f"figures/{name}.html")
     frames = {"results_table": table, "finetune_results": results, "training_curves": curves,
-              "checkpoints": versions, "trials": sweeps}
+              "checkpoints": versions, "trials": sweeps, "attacks": attacks}
     for name, frame in frames.items():
         mlflow.log_text(frame.to_csv(index=False), f"data/{name}.csv")
     counts = {"n_finetune_runs": len(results), "n_train_runs": curves["run_id"].nunique(),
-              "n_checkpoints": len(versions), "n_trials": len(sweeps)}
+              "n_checkpoints": len(versions), "n_trials": len(sweeps), "n_attack_runs": attacks["run_id"].nunique()}
     mlflow.log_metrics(counts)
 
     page = render_report(config.study, run.info.run_id, counts, table, versions, drawn,
