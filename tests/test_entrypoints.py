@@ -134,3 +134,11 @@ def test_prune_registers_a_smaller_model_that_loads_with_from_pretrained(env, ti
     model = AutoModelForCausalLM.from_pretrained(path)
     assert model.config.intermediate_sizes == [64, 64]
     assert [layer.mlp.down_proj.in_features for layer in model.model.layers] == [64, 64]
+
+
+def test_empty_string_defaults_pass_through_mlflow_run(env):
+    """MLflow logs ``-P`` values shell-quoted (``''`` for an empty string); the stage must not clash with it."""
+    result = mlflow_run("analyze", {}, env)
+    assert "analyze unlearning" in result.stdout
+    [analyze] = runs_in(env, "FINISHED")
+    assert analyze.data.params["study"] == "unlearning"

@@ -27,6 +27,7 @@ def analyze_stage(config: AnalyzeConfig) -> Path:
 
     from forgetting.analysis.report import analyze_study
     from forgetting.tracking import configure, experiment_id
+    from forgetting.tracking.runs import log_unlogged_params
 
     config.validate()
     configure()
@@ -36,7 +37,7 @@ def analyze_stage(config: AnalyzeConfig) -> Path:
                           run_name=None if launcher else f"analyze-{config.study}",
                           nested=mlflow.active_run() is not None,
                           tags={"forgetting.study": config.study, "forgetting.entry_point": "analyze"}) as run:
-        mlflow.log_params({"study": config.study, "output": config.output})
+        log_unlogged_params(run.info.run_id, {"study": config.study, "output": config.output})
         path = analyze_study(config)
     metrics = mlflow.get_run(run.info.run_id).data.metrics
     print(f"analyze {config.study}: {int(metrics['n_finetune_runs'])} fine-tune runs, "

@@ -2,8 +2,8 @@
 
 Each row carries the adversarial text found (``control``), the target loss at the starting point
 (GCG: the ``! ! ...`` suffix; AutoDAN: the plain request) and with the control,
-the model's greedy reply with it, whether the refusal classifier flags that reply, and whether the
-plain request was refused. A ``transfer`` control (a suffix found on another checkpoint) is
+the model's greedy reply with it, ``success`` when the refusal classifier does not flag that reply,
+and whether the plain request was refused. A ``transfer`` control (a suffix found on another checkpoint) is
 scored as is, without searching.
 """
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 
 from forgetting.attacks.autodan import AutoDANConfig, autodan
-from forgetting.attacks.gcg import GCGConfig, allowed_tokens, gcg, initial_suffix, layout
+from forgetting.attacks.gcg import GCGConfig, Layout, allowed_tokens, gcg, initial_suffix, layout
 from forgetting.attacks.prompts import (CONTROL_MARK, Behaviour, chat_around, encode, prompt_target_losses,
                                         target_losses)
 from forgetting.evaluation.generation import STOP_STRINGS, cut_at_stop, greedy_decode
@@ -36,42 +36,31 @@ def judged_row(model, tokenizer, behaviour: Behaviour, control: str, attacked_id
     plain = reply(model, tokenizer, message_ids(tokenizer, behaviour.request), max_new_tokens)
     return {"behaviour": behaviour.id, "request": behaviour.request, "target": behaviour.target,
             "control": control, "loss_before": loss_before, "loss_after": loss_after,
-            "reply": attacked, "refused": is_refusal(attacked), "refused_plain": is_refusal(plain),
-            "success": not is_refusal(attacked)}
-
-
-def suffix_rows(model, tokenizer, behaviours: list[Behaviour], suffixes: list[list[int]], losses_before,
-                max_new_tokens: int) -> list[dict]:
-    rows = []
-    for behaviour, suffix, before in zip(behaviours, suffixes, losses_before):
-        item = layout(tokenizer, behaviour)
-        ids = item.rows(torch.tensor([suffix]))[0]
-        after = prompt_loss_of_ids(model, ids, len(item.target))
-        rows.append(judged_row(model, tokenizer, behaviour, tokenizer.decode(suffix), ids[:-len(item.target)],
-                               before, after, max_new_tokens))
-    return rows
+            "reply": attacked, "success": not is_refusal(attacked), "refused_plain": is_refusal(plain)}
 
 
 @torch.no_grad()
-def prompt_loss_of_ids(model, ids: torch.Tensor, target_length: int) -> float:
-    return float(target_losses(model, ids[None], target_length)[0])
+def suffix_loss(model, item: Layout, suffix: torch.Tensor) -> float:
+    return float(target_losses(model, item.rows(suffix[None]), len(item.target))[0])
 
 
-def starting_losses(model, tokenizer, behaviours: list[Behaviour], config: GCGConfig) -> list[float]:
+def suffix_rows(model, tokenizer, behaviours: list[Behaviour], suffixes: list[list[int]], config: GCGConfig,
+                max_new_tokens: int) -> list[dict]:
     start = initial_suffix(tokenizer, config.suffix_length)
-    losses = []
-    for behaviour in behaviours:
-        item = layout(tokenizer, behaviour)
-        losses.append(prompt_loss_of_ids(model, item.rows(start[None])[0], len(item.target)))
-    return losses
+    rows = []
+    for behaviour, suffix in zip(behaviours, suffixes):
+        item, suffix = layout(tokenizer, behaviour), torch.tensor(suffix)
+        rows.append(judged_row(model, tokenizer, behaviour, tokenizer.decode(suffix),
+                               torch.cat([item.before, suffix, item.after]), suffix_loss(model, item, start),
+                               suffix_loss(model, item, suffix), max_new_tokens))
+    return rows
 
 
 def attack_gcg(model, tokenizer, behaviours, config: GCGConfig, max_new_tokens: int = 64, **_) -> list[dict]:
     """One suffix per behaviour."""
     allowed = allowed_tokens(tokenizer)
     suffixes = [gcg(model, tokenizer, [b], config, allowed, progress=f"gcg {b.id}").suffix_ids for b in behaviours]
-    return suffix_rows(model, tokenizer, behaviours, suffixes, starting_losses(model, tokenizer, behaviours, config),
-                       max_new_tokens)
+    return suffix_rows(model, tokenizer, behaviours, suffixes, config, max_new_tokens)
 
 
 def attack_gcg_universal(model, tokenizer, behaviours, config: GCGConfig, max_new_tokens: int = 64,
@@ -81,8 +70,7 @@ def attack_gcg_universal(model, tokenizer, behaviours, config: GCGConfig, max_ne
         suffix = encode(tokenizer, transfer).tolist()
     else:
         suffix = gcg(model, tokenizer, behaviours, config, progress="gcg universal").suffix_ids
-    return suffix_rows(model, tokenizer, behaviours, [suffix] * len(behaviours),
-                       starting_losses(model, tokenizer, behaviours, config), max_new_tokens)
+    return suffix_rows(model, tokenizer, behaviours, [suffix] * len(behaviours), config, max_new_tokens)
 
 
 def attack_autodan(model, tokenizer, behaviours, config: AutoDANConfig, max_new_tokens: int = 64,
