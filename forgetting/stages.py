@@ -94,3 +94,15 @@ def finetune_stage(config, study: str = "unlearning"):
           f"{metrics['best_acc']:.4f} at lr {metrics['best_lr']:g}  run {run.info.run_id}"
           f"{' (reused)' if reused else ''}")
     return run
+
+
+def attribute_stage(config):
+    """Training-data attribution in a cached stage run of the attribution study."""
+    from forgetting.attribution.stage import attribute
+
+    run, reused = cached_model_stage("attribution", "attribute", config, lambda _: attribute(config))
+    metrics = run.data.metrics
+    ranks = ", ".join(f"{m} rank {int(metrics[f'rank_{m}'])}" for m in config.methods() if f"rank_{m}" in metrics)
+    print(f"attribute {config.method} {config.model}: {ranks or 'no responsible source given'}  "
+          f"run {run.info.run_id}{' (reused)' if reused else ''}")
+    return run

@@ -1,0 +1,11 @@
+"""Training-data attribution: which training data caused a behaviour (Isonuma & Titov, ACL 2024).
+
+Each method is a function ``(model, train, sources, test, budget, **options) -> Attribution``
+registered in ``ATTRIBUTION_METHODS``; none of them changes the model it is given.
+"""
+from forgetting.registry import Registry
+
+ATTRIBUTION_METHODS = Registry("method")
+ATTRIBUTION_METHODS.register("untrac", "forgetting.attribution.methods:untrac")
+ATTRIBUTION_METHODS.register("untrac-inv", "forgetting.attribution.methods:untrac_inv")
+ATTRIBUTION_METHODS.register("tracin", "forgetting.attribution.methods:tracin")
