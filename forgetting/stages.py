@@ -9,14 +9,21 @@ from forgetting.evaluation.suites import EvaluateConfig, run_suite
 from forgetting.models import resolve_model
 from forgetting.tracking import configure, run_stage
 
+LINEAGE_KEYS = ("method", "sparsity", "step")
 
-def cached_model_stage(study: str, entry_point: str, config, body, params: dict | None = None):
-    """Validate ``config`` and resolve its model before any run exists, then run ``body(run)`` in a
-    cached stage run whose upstream is the resolved model. Returns ``(run, reused)``."""
+
+def cached_model_stage(study: str | None, entry_point: str, config, body, params: dict | None = None,
+                       lineage_keys: tuple[str, ...] = ()):
+    """Validate ``config`` and resolve its model before any run exists, then run ``body(run, origin)``
+    in a cached stage run whose upstream is the resolved model. ``origin`` is the model's
+    ``lineage``; the keys in ``lineage_keys`` join the run's parameters, and a ``study`` of None
+    files the run under the model's own study. Returns ``(run, reused)``."""
     configure()
     config.validate()
     location = resolve_model(config.model)
-    return run_stage(study, entry_point, params or dataclasses.asdict(config), body,
+    origin = lineage(config.model, study)
+    params = (params or dataclasses.asdict(config)) | {key: origin[key] for key in lineage_keys}
+    return run_stage(origin["study"], entry_point, params, lambda run: body(run, origin),
                      upstream={"model": location})
 
 
@@ -35,11 +42,8 @@ def lineage(spec: str, study: str | None = None) -> dict:
 def evaluate_stage(config: EvaluateConfig, study: str | None = None):
     """Run one evaluation suite on the model in a cached stage run, filed under the study of the
     checkpoint (with its method, sparsity and step) so that study's analyze finds it."""
-    configure()
-    config.validate()
-    origin = lineage(config.model, study)
-    params = config.params() | {k: origin[k] for k in ("method", "sparsity", "step")}
-    run, reused = cached_model_stage(origin["study"], "evaluate", config, lambda _: run_suite(config), params)
+    run, reused = cached_model_stage(study, "evaluate", config, lambda *_: run_suite(config), config.params(),
+                                     LINEAGE_KEYS)
     metrics = run.data.metrics
     summary = {"accuracy": lambda: f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: "
                                    f"accuracy={metrics['accuracy']:.4f}",
@@ -56,7 +60,7 @@ def prune_stage(config):
     """Prune in a cached stage run of the unlearning study."""
     from forgetting.pruning.stage import prune_model
 
-    run, reused = cached_model_stage("unlearning", "prune", config, lambda _: prune_model(config))
+    run, reused = cached_model_stage("unlearning", "prune", config, lambda *_: prune_model(config))
     metrics = run.data.metrics
     print(f"prune {config.method} {config.sparsity:.0%} {config.model}: parameters x{metrics['parameter_ratio']:.3f}, "
           f"held-out Python loss {metrics['heldout_loss_before']:.3f} -> {metrics['heldout_loss_after']:.3f}  "
@@ -68,11 +72,10 @@ def train_stage(config, study: str = "unlearning"):
     """Continued training on Python code in a cached, resumable stage run."""
     from forgetting.training.stage import train_model
 
-    configure()
-    config.validate()
-    origin = {k: v for k, v in lineage(config.model, study).items() if k != "step"}
-    params = dataclasses.asdict(config) | {"method": origin["method"], "sparsity": origin["sparsity"]}
-    run, reused = cached_model_stage(study, "train", config, lambda run: train_model(config, origin, run), params)
+    def body(run, origin):
+        return train_model(config, {k: v for k, v in origin.items() if k != "step"}, run)
+
+    run, reused = cached_model_stage(study, "train", config, body, lineage_keys=("method", "sparsity"))
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "heldout_loss")
     curve = " -> ".join(f"{m.value:.3f}" for m in sorted(history, key=lambda m: m.step))
     print(f"train {config.model} {config.steps} steps: held-out Python loss {curve}  "
@@ -84,11 +87,8 @@ def finetune_stage(config, study: str = "unlearning"):
     """Baseline accuracy and an Optuna learning-rate sweep in a cached stage run."""
     from forgetting.training.finetune_stage import finetune_sweep
 
-    configure()
-    config.validate()
-    origin = lineage(config.model, study)
-    params = config.params() | {k: origin[k] for k in ("method", "sparsity", "step")}
-    run, reused = cached_model_stage(study, "finetune", config, lambda run: finetune_sweep(config, run), params)
+    run, reused = cached_model_stage(study, "finetune", config, lambda run, _: finetune_sweep(config, run),
+                                     config.params(), LINEAGE_KEYS)
     metrics = run.data.metrics
     print(f"finetune {config.task} {config.model}: accuracy {metrics['baseline_acc']:.4f} -> best "
           f"{metrics['best_acc']:.4f} at lr {metrics['best_lr']:g}  run {run.info.run_id}"
@@ -100,7 +100,7 @@ def attribute_stage(config):
     """Training-data attribution in a cached stage run of the attribution study."""
     from forgetting.attribution.stage import attribute
 
-    run, reused = cached_model_stage("attribution", "attribute", config, lambda _: attribute(config))
+    run, reused = cached_model_stage("attribution", "attribute", config, lambda *_: attribute(config))
     metrics = run.data.metrics
     ranks = ", ".join(f"{m} rank {int(metrics[f'rank_{m}'])}" for m in config.methods() if f"rank_{m}" in metrics)
     print(f"attribute {config.method} {config.model}: {ranks or 'no responsible source given'}  "

@@ -2,8 +2,8 @@
 
 Every attack optimises towards a target string per behaviour (``prompts.target_for``) and is
 judged by the shared refusal classifier (``forgetting.evaluation.refusal``) on the model's greedy
-reply. ``run_attacks`` in ``forgetting.attacks.suite`` is what the ``evaluate`` stage's
-``attacks`` suite calls.
+reply. The ``evaluate`` stage's ``attacks`` suite (``forgetting.evaluation.attack_suite``) calls
+the registered functions of ``forgetting.attacks.suite``.
 """
 from forgetting.registry import Registry
 

@@ -99,12 +99,11 @@ def autodan(model, tokenizer, behaviour: Behaviour, config: AutoDANConfig, model
         messages = [c.replace("[PROMPT]", behaviour.request) for c in candidates]
         return -prompt_target_losses(model, tokenizer, messages, [behaviour.target] * len(messages))
 
-    result = AutoDANResult(population[0])
+    best_fitness = []
     scores = fitness(population)
     for _ in tqdm(range(config.generations), desc="autodan", unit="generation", leave=False):
         ranked = scores.argsort(descending=True).tolist()
-        result.prompt = population[ranked[0]]
-        result.best_fitness.append(float(scores[ranked[0]]))
+        best_fitness.append(float(scores[ranked[0]]))
         elites = [population[i] for i in ranked[:config.elites]]
         weights = torch.softmax(scores, 0)
         children = []
@@ -115,6 +114,4 @@ def autodan(model, tokenizer, behaviour: Behaviour, config: AutoDANConfig, model
         population = elites + children
         scores = torch.cat([scores[ranked[:config.elites]], fitness(children)])
     best = int(scores.argmax())
-    result.prompt = population[best]
-    result.best_fitness.append(float(scores[best]))
-    return result
+    return AutoDANResult(population[best], best_fitness + [float(scores[best])])

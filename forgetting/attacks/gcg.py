@@ -3,8 +3,8 @@
 Each step takes the gradient of the target loss with respect to the one-hot suffix tokens, draws
 ``batch`` candidates that each swap one position for one of that position's ``top_k`` most
 promising tokens, scores every candidate with one batched forward pass and keeps the best. With
-several behaviours the loss is their mean (the universal suffix); ``per_behaviour`` runs one search
-per behaviour. Candidates whose text does not re-tokenise to the same ids are dropped, so the
+several behaviours the loss is their mean (the universal suffix); given one behaviour, the search
+finds that behaviour's own suffix. Candidates whose text does not re-tokenise to the same ids are dropped, so the
 suffix found is a string that can be pasted anywhere (and transferred to another checkpoint).
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ import torch
 from tqdm.auto import tqdm
 
 from forgetting.attacks.prompts import CONTROL_MARK, Behaviour, chat_around, encode, target_losses
+
 
 @dataclass(frozen=True)
 class GCGConfig:
@@ -40,7 +41,6 @@ class Layout:
 
 @dataclass
 class GCGResult:
-    suffix: str
     suffix_ids: list[int]
     losses: list[float] = field(default_factory=list)
 
@@ -105,7 +105,7 @@ def gcg(model, tokenizer, behaviours: list[Behaviour], config: GCGConfig, allowe
     layouts = [layout(tokenizer, b) for b in behaviours]
     allowed = allowed_tokens(tokenizer) if allowed is None else allowed
     suffix = initial_suffix(tokenizer, config.suffix_length)
-    best = GCGResult(tokenizer.decode(suffix), suffix.tolist(), [])
+    best = GCGResult(suffix.tolist())
     best_loss = float("inf")
     for _ in tqdm(range(config.steps), desc=progress, unit="step", leave=False):
         gradient = token_gradients(model, layouts, suffix)
@@ -120,5 +120,5 @@ def gcg(model, tokenizer, behaviours: list[Behaviour], config: GCGConfig, allowe
         suffix, loss = candidates[choice], float(losses[choice])
         best.losses.append(loss)
         if loss < best_loss:
-            best_loss, best.suffix, best.suffix_ids = loss, tokenizer.decode(suffix), suffix.tolist()
+            best_loss, best.suffix_ids = loss, suffix.tolist()
     return best

@@ -44,6 +44,12 @@ def encode(tokenizer, text: str) -> torch.Tensor:
     return torch.tensor(tokenizer(text, add_special_tokens=False)["input_ids"], dtype=torch.long)
 
 
+def message_ids(tokenizer, message: str) -> torch.Tensor:
+    """Token ids of ``message`` as one user turn, ready for the assistant's reply."""
+    before, after = chat_around(tokenizer, message + CONTROL_MARK)
+    return encode(tokenizer, before + after)
+
+
 def target_losses(model, input_ids: torch.Tensor, target_length: int, batch_size: int = 16) -> torch.Tensor:
     """Mean cross-entropy of the last ``target_length`` tokens of each row (rows of equal length)."""
     losses = []
@@ -61,7 +67,6 @@ def prompt_target_losses(model, tokenizer, user_messages: list[str], targets: li
     the before/after numbers of every attack."""
     losses = []
     for message, target in zip(user_messages, targets):
-        before, after = chat_around(tokenizer, message + CONTROL_MARK)
-        prefix, target_ids = encode(tokenizer, before + after), encode(tokenizer, target)
+        prefix, target_ids = message_ids(tokenizer, message), encode(tokenizer, target)
         losses.append(target_losses(model, torch.cat([prefix, target_ids])[None], len(target_ids))[0])
     return torch.stack(losses)

@@ -12,8 +12,7 @@ import torch
 
 from forgetting.attacks.autodan import AutoDANConfig, autodan
 from forgetting.attacks.gcg import GCGConfig, Layout, allowed_tokens, gcg, initial_suffix, layout
-from forgetting.attacks.prompts import (CONTROL_MARK, Behaviour, chat_around, encode, prompt_target_losses,
-                                        target_losses)
+from forgetting.attacks.prompts import Behaviour, encode, message_ids, prompt_target_losses, target_losses
 from forgetting.evaluation.generation import STOP_STRINGS, cut_at_stop, greedy_decode
 from forgetting.evaluation.refusal import is_refusal
 
@@ -23,11 +22,6 @@ def reply(model, tokenizer, input_ids: torch.Tensor, max_new_tokens: int) -> str
     ids = greedy_decode(model, tokenizer, input_ids[None], torch.ones(1, len(input_ids), dtype=torch.long),
                         max_new_tokens)[0]
     return cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), STOP_STRINGS).strip()
-
-
-def message_ids(tokenizer, message: str) -> torch.Tensor:
-    before, after = chat_around(tokenizer, message + CONTROL_MARK)
-    return encode(tokenizer, before + after)
 
 
 def judged_row(model, tokenizer, behaviour: Behaviour, control: str, attacked_ids: torch.Tensor,

@@ -52,9 +52,10 @@ def evaluate_accuracy(config) -> dict[str, float]:
     seconds = time.perf_counter() - started
     metrics |= {"n_rows": len(results), "seconds": seconds, "tokens_per_second": tokens / seconds}
     mlflow.log_metrics(metrics)
-    mlflow.log_table(_as_table(results), artifact_file=f"predictions/{config.task}.json")
+    mlflow.log_table(as_table(results), artifact_file=f"predictions/{config.task}.json")
     return metrics
 
 
-def _as_table(results: list[dict]) -> dict[str, list]:
+def as_table(results: list[dict]) -> dict[str, list]:
+    """Result rows as ``mlflow.log_table`` columns; list cells as strings."""
     return {key: [str(r[key]) if isinstance(r[key], list) else r[key] for r in results] for key in results[0]}

@@ -47,6 +47,7 @@ def evaluate_attacks(config) -> dict[str, float]:
     from forgetting.attacks.gcg import GCGConfig
     from forgetting.attacks.prompts import behaviours_from
     from forgetting.data import load_task, log_dataset
+    from forgetting.evaluation.accuracy import as_table
     from forgetting.models import load_model
     from forgetting.models.precision import autocast
 
@@ -68,6 +69,5 @@ def evaluate_attacks(config) -> dict[str, float]:
                "lowered_fraction": sum(r["loss_after"] < r["loss_before"] for r in results) / n,
                "n_behaviours": n}
     mlflow.log_metrics(metrics)
-    mlflow.log_table({k: [str(r[k]) if isinstance(r[k], list) else r[k] for r in results] for k in results[0]},
-                     artifact_file=f"attacks/{config.attack}.json")
+    mlflow.log_table(as_table(results), artifact_file=f"attacks/{config.attack}.json")
     return metrics
