@@ -1,4 +1,5 @@
-"""evaluate: one suite on a model spec: task accuracy, safety attacks (GCG, AutoDAN) or linear fact probes."""
+"""evaluate: one suite on a model spec: task accuracy, safety attacks (GCG, AutoDAN), linear fact probes, or a
+classifier's accuracy, active parameters, time and memory."""
 from forgetting.cli import parse_config, run_cli
 from forgetting.evaluation.suites import EvaluateConfig
 

@@ -1,4 +1,5 @@
-"""finetune: baseline accuracy on a multiple-choice task, then an Optuna learning-rate sweep."""
+"""finetune: baseline accuracy, then an Optuna learning-rate sweep (a multiple-choice task, or a sentence classifier
+registered with its pruning statistics)."""
 from forgetting.cli import parse_config, run_cli
 from forgetting.training.finetune_stage import FinetuneConfig
 

@@ -1,4 +1,5 @@
-"""prune: remove the lowest-scoring MLP neurons (random, attribution, tuneprune) and register the model."""
+"""prune: remove the lowest-scoring MLP neurons (random, attribution, tuneprune) and register the model; a classifier
+is pruned by neuron or weight (magnitude, movement, gradient, combined) and recovered."""
 from forgetting.cli import parse_config, run_cli
 from forgetting.pruning.stage import PruneConfig
 

@@ -9,7 +9,7 @@ from forgetting.evaluation.suites import EvaluateConfig, run_suite
 from forgetting.models import resolve_model
 from forgetting.tracking import configure, run_stage
 
-LINEAGE_KEYS = ("method", "sparsity", "step")
+LINEAGE_KEYS = ("method", "sparsity", "step", "granularity", "source_stage")
 
 
 def cached_model_stage(study: str | None, entry_point: str, config, body, params: dict | None = None,
@@ -29,14 +29,16 @@ def cached_model_stage(study: str | None, entry_point: str, config, body, params
 
 def lineage(spec: str, study: str | None = None) -> dict:
     """What a checkpoint descends from, read from its registered version's tags: pruning
-    ``method`` (``none`` for an unpruned model), ``sparsity`` and training ``step``; ``study`` is
-    the one given, else the checkpoint's own (``foundation`` for a model outside the registry)."""
+    ``method`` (``none`` for an unpruned model), ``sparsity``, ``granularity``, training ``step``
+    and the ``source_stage`` that made it; ``study`` is the one given, else the checkpoint's own
+    (``foundation`` for a model outside the registry)."""
     from forgetting.tracking.checkpoints import checkpoint_version, is_tracking_uri
 
     version = checkpoint_version(spec) if is_tracking_uri(spec) else None
     tags = version.tags if version else {}
     return {"study": study or tags.get("study", "foundation"), "method": tags.get("method", "none"),
-            "sparsity": float(tags.get("sparsity", 0.0)), "step": int(tags.get("step", 0))}
+            "sparsity": float(tags.get("sparsity", 0.0)), "step": int(tags.get("step", 0)),
+            "granularity": tags.get("granularity", "neuron"), "source_stage": tags.get("stage", "none")}
 
 
 def evaluate_stage(config: EvaluateConfig, study: str | None = None):
@@ -51,16 +53,32 @@ def evaluate_stage(config: EvaluateConfig, study: str | None = None):
                                   f"ASR {metrics['asr']:.2f} (plain requests {metrics['asr_plain']:.2f}), target loss "
                                   f"{metrics['loss_before']:.3f} -> {metrics['loss_after']:.3f}",
                "probes": lambda: f"fact probes: best selectivity {metrics['best_selectivity']:.3f} at layer "
-                                 f"{int(metrics['best_layer'])} (accuracy {metrics['best_layer_accuracy']:.3f})"}
+                                 f"{int(metrics['best_layer'])} (accuracy {metrics['best_layer_accuracy']:.3f})",
+               "classification": lambda: f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: accuracy "
+                                         f"{metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f}, "
+                                         f"{int(metrics['active_parameters']):,} active parameters, "
+                                         f"{1000 * metrics['seconds_per_example']:.1f} ms/example, "
+                                         f"peak {metrics['peak_memory_mb']:.0f} MB"}
     print(f"evaluate {summary[config.suite]()}  {config.model}  run {run.info.run_id}{' (reused)' if reused else ''}")
     return run
 
 
 def prune_stage(config):
-    """Prune in a cached stage run of the unlearning study."""
+    """Prune in a cached stage run of the unlearning study (the selective study for a classifier)."""
+    from forgetting.pruning.selective import prune_classifier
     from forgetting.pruning.stage import prune_model
 
-    run, reused = cached_model_stage("unlearning", "prune", config, lambda *_: prune_model(config))
+    if config.classifier:
+        run, reused = cached_model_stage("selective", "prune", config, lambda *_: prune_classifier(config),
+                                         config.params())
+        metrics = run.data.metrics
+        recovered = (f", recovered {metrics['recovered_accuracy']:.4f} after {config.recovery_steps} steps"
+                     if "recovered_accuracy" in metrics else "")
+        print(f"prune {config.method} {config.granularity}s {config.sparsity:.0%} {config.model}: {config.task} "
+              f"accuracy {metrics['before_accuracy']:.4f} -> {metrics['pruned_accuracy']:.4f}{recovered}  "
+              f"run {run.info.run_id}{' (reused)' if reused else ''}")
+        return run
+    run, reused = cached_model_stage("unlearning", "prune", config, lambda *_: prune_model(config), config.params())
     metrics = run.data.metrics
     print(f"prune {config.method} {config.sparsity:.0%} {config.model}: parameters x{metrics['parameter_ratio']:.3f}, "
           f"held-out Python loss {metrics['heldout_loss_before']:.3f} -> {metrics['heldout_loss_after']:.3f}  "
@@ -83,12 +101,13 @@ def train_stage(config, study: str = "unlearning"):
     return run
 
 
-def finetune_stage(config, study: str = "unlearning"):
-    """Baseline accuracy and an Optuna learning-rate sweep in a cached stage run."""
+def finetune_stage(config, study: str | None = None):
+    """Baseline accuracy and an Optuna learning-rate sweep in a cached stage run (of the unlearning
+    study, or the selective study for a classifier)."""
     from forgetting.training.finetune_stage import finetune_sweep
 
-    run, reused = cached_model_stage(study, "finetune", config, lambda run, _: finetune_sweep(config, run),
-                                     config.params(), LINEAGE_KEYS)
+    run, reused = cached_model_stage(study or config.study, "finetune", config,
+                                     lambda run, _: finetune_sweep(config, run), config.params(), LINEAGE_KEYS)
     metrics = run.data.metrics
     print(f"finetune {config.task} {config.model}: accuracy {metrics['baseline_acc']:.4f} -> best "
           f"{metrics['best_acc']:.4f} at lr {metrics['best_lr']:g}  run {run.info.run_id}"
@@ -104,5 +123,18 @@ def attribute_stage(config):
     metrics = run.data.metrics
     ranks = ", ".join(f"{m} rank {int(metrics[f'rank_{m}'])}" for m in config.methods() if f"rank_{m}" in metrics)
     print(f"attribute {config.method} {config.model}: {ranks or 'no responsible source given'}  "
+          f"run {run.info.run_id}{' (reused)' if reused else ''}")
+    return run
+
+
+def distill_stage(config):
+    """Knowledge distillation of a classifier into a smaller student in a cached stage run."""
+    from forgetting.training.distill_stage import distill_student
+
+    run, reused = cached_model_stage("selective", "distill", config, lambda *_: distill_student(config))
+    metrics = run.data.metrics
+    print(f"distill {config.teacher} -> {config.student}: {config.task} accuracy teacher "
+          f"{metrics['teacher_accuracy']:.4f}, student {metrics['student_before_accuracy']:.4f} -> "
+          f"{metrics['student_accuracy']:.4f} with x{metrics['parameter_ratio']:.3f} parameters  "
           f"run {run.info.run_id}{' (reused)' if reused else ''}")
     return run

@@ -216,7 +216,8 @@ def test_analyze_writes_a_self_contained_report_and_logs_it(study, capsys):
     assert not re.search(r"<script[^>]+src=", page)  # no CDN <script src>
     assert "0.91" not in page and "91.0%" in page and "unlearning study" in page
     assert "No FINISHED" not in page
-    assert capsys.readouterr().out.strip().endswith(f"12 fine-tune runs, 3 training curves -> {path}")
+    assert capsys.readouterr().out.strip().endswith(
+        f"2 attack runs, 5 checkpoints, 12 finetune runs, 3 train runs, 3 trials -> {path}")
 
     runs = analyze_runs()
     assert len(runs) == before + 1 and runs[0].info.status == "FINISHED"

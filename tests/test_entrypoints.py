@@ -142,3 +142,75 @@ def test_empty_string_defaults_pass_through_mlflow_run(env):
     assert "analyze unlearning" in result.stdout
     [analyze] = runs_in(env, "FINISHED")
     assert analyze.data.params["study"] == "unlearning"
+
+
+@pytest.fixture
+def tiny_classifier(tiny_checkpoint_with_tokenizer, tmp_path):
+    from forgetting.models.classifier import load_classifier
+
+    model, tokenizer = load_classifier(str(tiny_checkpoint_with_tokenizer))
+    path = tmp_path / "tiny-classifier"
+    model.save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.parametrize("entry, args, names", [
+    ("prune", ["--granularity", "weight", "--method", "magnitude", "--sparsity", "1.0"],
+     "sparsity=1.0 is outside [0, 1)"),
+    ("prune", ["--granularity", "rows", "--method", "magnitude"], "granularity='rows' is not one of: neuron, weight"),
+    ("prune", ["--method", "movement"], "method='movement' needs the fine-tuning statistics"),
+    ("prune", ["--method", "attribution"], "method='attribution' scores neurons by the language-model loss"),
+    ("distill", ["--alpha", "1.5"], "alpha=1.5 is outside [0, 1]"),
+    ("distill", ["--temperature", "0"], "temperature=0.0 is outside (0, inf]"),
+    ("distill", ["--student", "layers:2"], "student='layers:2': a student needs 1 to 1 layers"),
+    ("distill", ["--student", "CLASSIFIER"], "not fewer than the teacher's"),
+])
+def test_selective_bad_input_is_one_line_before_any_run(entry, args, names, env, tiny_classifier):
+    model_flag = "--teacher" if entry == "distill" else "--model"
+    args = [str(tiny_classifier) if arg == "CLASSIFIER" else arg for arg in args]
+    result = run([sys.executable, f"entrypoints/{entry}.py", model_flag, str(tiny_classifier), *args], env, check=False)
+    assert result.returncode == 2, result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and names in result.stderr
+    assert runs_in(env) == []
+
+
+def test_a_language_model_is_not_pruned_by_weight(env, tiny_checkpoint_with_tokenizer):
+    result = run([sys.executable, "entrypoints/prune.py", "--model", str(tiny_checkpoint_with_tokenizer),
+                  "--granularity", "weight"], env, check=False)
+    assert result.returncode == 2 and "granularity='weight' is for sequence classifiers" in result.stderr
+
+
+def test_selective_study_finetune_prune_recover_distill_evaluate_analyze(env):
+    """The selective chain on the bundled model through mlflow run, with budgets of a few steps."""
+    env = env | {"OMP_NUM_THREADS": env.get("OMP_NUM_THREADS", "2")}
+    limits = {"train_limit": 16, "eval_limit": 16, "batch_size": 8}
+    mlflow_run("finetune", {"mode": "classification", "task": "sst2", "lrs": "1e-4", **limits}, env)
+    teacher = "models:/smollm2-135m-sst2-classifier@finetuned"
+    pruned = mlflow_run("prune", {"model": teacher, "method": "movement", "granularity": "weight", "sparsity": 0.5,
+                                  "recovery_steps": 2, "batch_size": 8}, env)
+    assert "prune movement weights 50%" in pruned.stdout
+    distilled = mlflow_run("distill", {"teacher": teacher, "student": "layers:2", "steps": 2, **limits}, env)
+    assert "with x0." in distilled.stdout
+    recovered = "models:/smollm2-135m-sst2-classifier-movement-weights-50@recovered"
+    evaluated = mlflow_run("evaluate", {"suite": "classification", "task": "sst2", "model": recovered, "limit": 16,
+                                        "batch_size": 8, "sparse": "true"}, env)
+    assert "sst2 [eval, 16 rows]" in evaluated.stdout
+    report = mlflow_run("analyze", {"study": "selective"}, env)
+    assert "1 evaluations" in report.stdout and "1 prune runs" in report.stdout
+
+    finished = {r.data.tags.get("forgetting.entry_point"): r for r in runs_in(env, "FINISHED")
+                if r.data.tags.get("forgetting.study") == "selective"}
+    prune_metrics = finished["prune"].data.metrics
+    assert prune_metrics["weight_sparsity"] == pytest.approx(0.5, abs=1e-6)
+    assert prune_metrics["recovered_weight_sparsity"] >= 0.5
+    evaluation = finished["evaluate"]
+    assert evaluation.data.params["source_stage"] == "recover" and evaluation.data.params["method"] == "movement"
+    metrics = evaluation.data.metrics
+    assert metrics["sparse_layers"] == 30 * 7 and metrics["n_rows"] == 16
+    assert metrics["active_parameters"] < 0.7 * metrics["parameters"]
+    student = finished["distill"].data.metrics
+    assert student["student_parameters"] < student["teacher_parameters"]
+    [trial] = [r for r in runs_in(env) if r.data.tags.get("forgetting.trial") == "0"]
+    assert trial.data.tags["mlflow.parentRunId"] == finished["finetune"].info.run_id
+    assert "accuracy" in trial.data.metrics and "best_acc" not in trial.data.metrics

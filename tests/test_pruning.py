@@ -104,9 +104,10 @@ def test_sparsity_outside_unit_interval_is_a_usage_error(sparsity):
 
 
 def test_unknown_method_lists_the_allowed_names(dense):
-    with pytest.raises(UsageError, match="attribution, random, tuneprune"):
-        prune(dense, "magnitude", None, 0.3)
-    assert PRUNING_METHODS.names() == ["attribution", "random", "tuneprune"]
+    names = "attribution, combined, gradient, magnitude, movement, random, tuneprune"
+    with pytest.raises(UsageError, match=f"method='snip' is not one of: {names}"):
+        prune(dense, "snip", None, 0.3)
+    assert PRUNING_METHODS.names() == names.split(", ")
 
 
 def test_negative_lambda_and_unknown_options_are_usage_errors(dense):

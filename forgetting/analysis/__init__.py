@@ -40,6 +40,7 @@ def analyze_stage(config: AnalyzeConfig) -> Path:
         log_unlogged_params(run.info.run_id, {"study": config.study, "output": config.output})
         path = analyze_study(config)
     metrics = mlflow.get_run(run.info.run_id).data.metrics
-    print(f"analyze {config.study}: {int(metrics['n_finetune_runs'])} fine-tune runs, "
-          f"{int(metrics['n_train_runs'])} training curves -> {path}")
+    counts = ", ".join(f"{int(value)} {name.removeprefix('n_').replace('_', ' ')}"
+                       for name, value in sorted(metrics.items()) if name.startswith("n_"))
+    print(f"analyze {config.study}: {counts} -> {path}")
     return path

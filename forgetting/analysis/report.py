@@ -18,6 +18,14 @@ table.results{border-collapse:collapse;font-size:0.9em}table.results td,table.re
 padding:3px 8px;text-align:left}.missing{background:#fff4e5;border-left:4px solid #f0a020;padding:0.5em 1em}
 code{background:#f3f3f3;padding:0 3px}"""
 
+UNLEARNING_INTRO = ("Method <code>none</code> is the unpruned dense model, drawn dashed in every sparsity column. "
+                    "Accuracies are fractions of correct answers shown as percentages.",
+                    "Results at the last Python-training step")
+SELECTIVE_INTRO = ("Each point is one classifier checkpoint (fine-tuned, pruned, recovered or distilled student) "
+                   "scored by <code>evaluate -P suite=classification</code>; time and memory are measured in a "
+                   "fresh process, with <code>sparse=true</code> running pruned layers as CSR SparseLinear.",
+                   "Classifier evaluations")
+
 
 def report_path(study: str, output: str = "") -> Path:
     return Path(output).expanduser().resolve() if output else home() / "reports" / f"{study}.html"
@@ -27,32 +35,29 @@ def analyze_study(config) -> Path:
     """Build every frame and figure of ``config.study``, log them to the active run, write the report."""
     run = mlflow.active_run()
     experiments = sorted({experiment_id(config.study), run.info.experiment_id})
-    results = query.finetune_results(experiments, config.study)
-    curves = query.training_curves(experiments, config.study)
     versions = query.checkpoint_versions(config.study)
-    sweeps = query.trials(experiments, results["run_id"])
-    attacks = query.attack_results(config.study)
-    table = figures.results_table(results)
-    drawn = {"results_table": figures.table_figure(table),
-             "baseline_accuracy": figures.baseline_accuracy_figure(results),
-             "finetuned_accuracy": figures.finetuned_accuracy_figure(results),
-             "heldout_loss": figures.heldout_loss_figure(curves),
-             "attack_success": figures.attack_success_figure(attacks),
-             "attack_vs_accuracy": figures.attack_vs_accuracy_figure(attacks)}
+    if config.study == "selective":
+        from forgetting.analysis import selective
+
+        frames, drawn, notes = selective.collect(config.study)
+        table, intro = frames["classifier_evaluations"], SELECTIVE_INTRO
+        counts = {"n_evaluations": len(table), "n_prune_runs": len(frames["prune_results"])}
+    else:
+        frames, drawn, counts, notes = _unlearning(experiments, config.study, versions)
+        table, intro = figures.formatted_table(frames["results_table"]), UNLEARNING_INTRO
+    counts["n_checkpoints"] = len(versions)
+    if versions.empty:
+        notes.append(f"No model versions tagged study={config.study!r} in the registry.")
+    frames["checkpoints"] = versions
     drawn = {name: figure for name, figure in drawn.items() if figure is not None}
     for name, figure in drawn.items():
         # log_figure would load plotly.js from a CDN, which shows nothing offline: embed it.
         mlflow.log_text(figure.to_html(include_plotlyjs=True, full_html=True), f"figures/{name}.html")
-    frames = {"results_table": table, "finetune_results": results, "training_curves": curves,
-              "checkpoints": versions, "trials": sweeps, "attacks": attacks}
     for name, frame in frames.items():
         mlflow.log_text(frame.to_csv(index=False), f"data/{name}.csv")
-    counts = {"n_finetune_runs": len(results), "n_train_runs": curves["run_id"].nunique(),
-              "n_checkpoints": len(versions), "n_trials": len(sweeps), "n_attack_runs": attacks["run_id"].nunique()}
     mlflow.log_metrics(counts)
 
-    page = render_report(config.study, run.info.run_id, counts, table, versions, drawn,
-                         missing_notes(config.study, results, curves, versions))
+    page = render_report(config.study, run.info.run_id, counts, table, versions, drawn, notes, intro)
     path = report_path(config.study, config.output)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -62,7 +67,27 @@ def analyze_study(config) -> Path:
     return path
 
 
-def missing_notes(study: str, results: pd.DataFrame, curves: pd.DataFrame, versions: pd.DataFrame) -> list[str]:
+def _unlearning(experiments: list[str], study: str, versions: pd.DataFrame):
+    """``(frames, figures, counts, notes)`` of the unlearning study (and the studies that reuse its stages)."""
+    results = query.finetune_results(experiments, study)
+    curves = query.training_curves(experiments, study)
+    sweeps = query.trials(experiments, results["run_id"])
+    attacks = query.attack_results(study)
+    table = figures.results_table(results)
+    drawn = {"results_table": figures.table_figure(table),
+             "baseline_accuracy": figures.baseline_accuracy_figure(results),
+             "finetuned_accuracy": figures.finetuned_accuracy_figure(results),
+             "heldout_loss": figures.heldout_loss_figure(curves),
+             "attack_success": figures.attack_success_figure(attacks),
+             "attack_vs_accuracy": figures.attack_vs_accuracy_figure(attacks)}
+    frames = {"results_table": table, "finetune_results": results, "training_curves": curves,
+              "trials": sweeps, "attacks": attacks}
+    counts = {"n_finetune_runs": len(results), "n_train_runs": curves["run_id"].nunique(),
+              "n_trials": len(sweeps), "n_attack_runs": attacks["run_id"].nunique()}
+    return frames, drawn, counts, missing_notes(study, results, curves)
+
+
+def missing_notes(study: str, results: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
     notes = []
     if results.empty:
         notes.append(f"No FINISHED finetune runs in study {study!r}: no accuracy figures and no results table.")
@@ -70,25 +95,21 @@ def missing_notes(study: str, results: pd.DataFrame, curves: pd.DataFrame, versi
         notes.append("The finetune runs logged no best_acc: no fine-tuned accuracy figure.")
     if curves.empty:
         notes.append(f"No FINISHED train runs with a heldout_loss history in study {study!r}: no loss figure.")
-    if versions.empty:
-        notes.append(f"No model versions tagged study={study!r} in the registry.")
     return notes
 
 
 def render_report(study: str, run_id: str, counts: dict, table: pd.DataFrame, versions: pd.DataFrame,
-                  drawn: dict, notes: list[str]) -> str:
+                  drawn: dict, notes: list[str], intro: tuple[str, str]) -> str:
     """One self-contained page: plotly.js is embedded with the first figure and reused by the others."""
     parts = [f"<h1>{html.escape(study)} study</h1>",
              f"<p>tracking store <code>{html.escape(public_uri(tracking_uri()))}</code> · analyze run "
              f"<code>{run_id}</code> · {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
              "<p>" + " · ".join(f"{html.escape(k.removeprefix('n_').replace('_', ' '))}: {v}"
                                 for k, v in counts.items()) + "</p>",
-             "<p>Method <code>none</code> is the unpruned dense model, drawn dashed in every sparsity column. "
-             "Accuracies are fractions of correct answers shown as percentages.</p>"]
+             f"<p>{intro[0]}</p>"]
     parts += [f'<p class="missing">{html.escape(note)}</p>' for note in notes]
     if not table.empty:
-        parts += ["<h2>Results at the last Python-training step</h2>",
-                  figures.formatted_table(table).to_html(index=False, classes="results", border=0)]
+        parts += [f"<h2>{intro[1]}</h2>", table.to_html(index=False, classes="results", border=0)]
     for position, figure in enumerate(drawn.values()):
         parts.append(figure.to_html(full_html=False, include_plotlyjs=position == 0))
     if not versions.empty:

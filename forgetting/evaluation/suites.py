@@ -2,7 +2,9 @@
 
 - ``accuracy``: a multiple-choice, generative or code task (``forgetting.evaluation.accuracy``);
 - ``attacks``: GCG or AutoDAN success rate on harmful behaviours (``attack_suite``);
-- ``probes``: per-layer linear fact probes with a control task (``probe_suite``).
+- ``probes``: per-layer linear fact probes with a control task (``probe_suite``);
+- ``classification``: a sequence classifier's accuracy, F1, active parameters, time and memory
+  (``classification``; the selective study).
 
 A run's cache key covers only the parameters its suite reads, so changing a GCG budget does not
 re-run an accuracy evaluation.
@@ -20,6 +22,7 @@ EVALUATION_SUITES = Registry("suite")
 EVALUATION_SUITES.register("accuracy", "forgetting.evaluation.accuracy:evaluate_accuracy")
 EVALUATION_SUITES.register("attacks", "forgetting.evaluation.attack_suite:evaluate_attacks")
 EVALUATION_SUITES.register("probes", "forgetting.evaluation.probe_suite:evaluate_probes")
+EVALUATION_SUITES.register("classification", "forgetting.evaluation.classification:evaluate_classification")
 
 COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "seed")
 SUITE_FIELDS = {
@@ -27,14 +30,16 @@ SUITE_FIELDS = {
     "attacks": ("attack", "behaviours", "split", "limit", "max_new_tokens", "steps", "suffix_length", "top_k",
                 "attack_batch", "generations", "population", "transfer_from"),
     "probes": ("probe_c",),
+    "classification": ("task", "split", "limit", "sparse"),
 }
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
-    suite: str = field(default="accuracy", metadata={"help": "accuracy, attacks or probes"})
-    task: str = field(default="arc_easy", metadata={"help": "accuracy: a multiple-choice, generative or code task"})
+    suite: str = field(default="accuracy", metadata={"help": "accuracy, attacks, probes or classification"})
+    task: str = field(default="arc_easy", metadata={
+        "help": "accuracy: a multiple-choice, generative or code task; classification: sst2"})
     split: str = field(default="eval", metadata={"help": "train, eval or test (attacks: of the behaviours)"})
     limit: int = field(default=0, metadata={"help": "first n rows after a seeded shuffle; 0 = all"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
@@ -54,6 +59,8 @@ class EvaluateConfig:
     transfer_from: str = field(default="", metadata={
         "help": "gcg-universal: score the suffix found by this earlier attacks run instead of searching"})
     probe_c: float = field(default=1e-3, metadata={"help": "probes: inverse L2 strength of the logistic probes"})
+    sparse: bool = field(default=False, metadata={
+        "help": "classification: run pruned Linear layers as SparseLinear (CSR) to measure real sparse time/memory"})
 
     def validate(self) -> None:
         check_choice("suite", self.suite, EVALUATION_SUITES.names())
@@ -68,6 +75,10 @@ class EvaluateConfig:
             from forgetting.evaluation.attack_suite import check_attacks
 
             check_attacks(self)
+        elif self.suite == "classification":
+            from forgetting.evaluation.classification import check_classification
+
+            check_classification(self)
         else:
             check_range("probe_c", self.probe_c, 0, low_open=True)
 

@@ -1,8 +1,9 @@
 """A Llama whose MLP width differs per layer: what physically pruning MLP neurons leaves behind.
 
 Importing this module registers ``model_type="variable_llama"`` with ``AutoConfig``,
-``AutoModel`` and ``AutoModelForCausalLM``, so a saved pruned checkpoint loads with plain
-``AutoModelForCausalLM.from_pretrained(directory)`` once ``forgetting.models`` is imported.
+``AutoModel``, ``AutoModelForCausalLM`` and ``AutoModelForSequenceClassification``, so a saved
+pruned checkpoint loads with plain ``from_pretrained(directory)`` once ``forgetting.models`` is
+imported.
 The weights are stored at their pruned shapes; nothing is masked at run time.
 
 ``config.intermediate_size`` keeps the dense width the model was pruned from (so the removed
@@ -14,7 +15,8 @@ from __future__ import annotations
 import torch
 from huggingface_hub.dataclasses import strict
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, LlamaConfig, LlamaForCausalLM, LlamaModel
+from transformers import (AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForSequenceClassification, LlamaConfig,
+                          LlamaForCausalLM, LlamaForSequenceClassification, LlamaModel)
 from transformers.activations import ACT2FN
 
 
@@ -88,6 +90,16 @@ class VariableLlamaForCausalLM(LlamaForCausalLM):
         self.post_init()
 
 
+class VariableLlamaForSequenceClassification(LlamaForSequenceClassification):
+    config_class = VariableLlamaConfig
+
+    def __init__(self, config: VariableLlamaConfig):
+        super().__init__(config)
+        self.model = VariableLlamaModel(config)
+        self.post_init()
+
+
 AutoConfig.register(VariableLlamaConfig.model_type, VariableLlamaConfig, exist_ok=True)
 AutoModel.register(VariableLlamaConfig, VariableLlamaModel, exist_ok=True)
 AutoModelForCausalLM.register(VariableLlamaConfig, VariableLlamaForCausalLM, exist_ok=True)
+AutoModelForSequenceClassification.register(VariableLlamaConfig, VariableLlamaForSequenceClassification, exist_ok=True)

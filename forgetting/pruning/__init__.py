@@ -6,6 +6,9 @@ A pruning method is a module with two functions, registered by name in ``PRUNING
   neuron per layer (higher = more important) and the model to prune, without modifying ``model``;
 - ``check_options(**options)``: validate the options without doing any work.
 
+The selective study's criteria (magnitude, movement, gradient, combined) also score single
+weights for unstructured pruning (``forgetting.pruning.criteria``, ``forgetting.pruning.weights``).
+
 ``prune`` chains scoring, selection and removal; ``check_pruning`` validates a whole request up
 front so an entry point can fail before it creates a run.
 """
@@ -29,6 +32,8 @@ PRUNING_METHODS = Registry("method")
 PRUNING_METHODS.register("random", "forgetting.pruning.random_scores:score_neurons")
 PRUNING_METHODS.register("attribution", "forgetting.pruning.attribution:score_neurons")
 PRUNING_METHODS.register("tuneprune", "forgetting.pruning.tuneprune:score_neurons")
+for _criterion in ("magnitude", "movement", "gradient", "combined"):
+    PRUNING_METHODS.register(_criterion, f"forgetting.pruning.criteria:{_criterion}_neurons")
 
 
 def check_method_options(method: str, **options) -> None:

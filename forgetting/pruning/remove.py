@@ -14,7 +14,8 @@ from torch import nn
 from transformers.initialization import no_init_weights
 
 from forgetting.errors import check_choice, check_range
-from forgetting.models.variable_llama import VariableLlamaConfig, VariableLlamaForCausalLM
+from forgetting.models.variable_llama import (VariableLlamaConfig, VariableLlamaForCausalLM,
+                                              VariableLlamaForSequenceClassification)
 from forgetting.pruning.scores import mlp_modules, mlp_widths
 
 SCOPES = ("layer", "global")
@@ -101,21 +102,23 @@ def _sliced_state_dict(model: nn.Module, keep: list[torch.Tensor]) -> dict[str, 
 def remove_neurons(model: nn.Module, keep: list[torch.Tensor]) -> VariableLlamaForCausalLM:
     """A new model holding only the kept neurons of each MLP; ``model`` is left as it was.
 
-    Works from a dense ``LlamaForCausalLM`` or a ``VariableLlamaForCausalLM``. The copy keeps
+    Works from a dense or variable Llama causal LM or sequence classifier (the copy has the same
+    head). The copy keeps
     the dtype, device, training mode, ``requires_grad`` flags and generation config of ``model``.
     """
     keep = _checked_keep(model, keep)
     config = VariableLlamaConfig.from_llama_config(model.config, [indices.numel() for indices in keep])
     reference = next(model.parameters())
+    variable_class = VariableLlamaForSequenceClassification if hasattr(model, "score") else VariableLlamaForCausalLM
     with no_init_weights():
-        pruned = VariableLlamaForCausalLM(config)
+        pruned = variable_class(config)
     pruned.tie_weights()
     pruned.to(device=reference.device, dtype=reference.dtype)
     pruned.load_state_dict(_sliced_state_dict(model, keep), strict=True)
     requires_grad = {name: parameter.requires_grad for name, parameter in model.named_parameters()}
     for name, parameter in pruned.named_parameters():
         parameter.requires_grad_(requires_grad.get(name, True))
-    pruned.generation_config = copy.deepcopy(model.generation_config)
+    pruned.generation_config = copy.deepcopy(getattr(model, "generation_config", None))
     pruned.train(model.training)
     return pruned
 

@@ -1,20 +1,28 @@
-"""The ``prune`` stage: score MLP neurons on Python code, remove the weakest, register the result."""
+"""The ``prune`` stage: score MLP neurons on Python code, remove the weakest, register the result.
+
+A sequence-classifier checkpoint is pruned for the selective study instead
+(``forgetting.pruning.selective``): by neuron or by weight, then recovery training.
+"""
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import mlflow
 
-from forgetting.errors import check_range
+from forgetting.errors import UsageError, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.pruning.tuneprune import DEFAULT_L1_LAMBDA, DEFAULT_STEPS
+
+CLASSIFIER_FIELDS = ("task", "recovery_steps", "recovery_lr")
+LANGUAGE_MODEL_FIELDS = ("calibration_blocks", "eval_blocks", "block_size", "l1_lambda", "tuneprune_steps")
 
 
 @dataclass(frozen=True)
 class PruneConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec to prune"})
-    method: str = field(default="attribution", metadata={"help": "random, attribution or tuneprune"})
+    method: str = field(default="attribution", metadata={
+        "help": "random, attribution, tuneprune; classifiers: magnitude, movement, gradient, combined, random"})
     sparsity: float = field(default=0.3, metadata={"help": "fraction of MLP neurons removed, in [0, 1)"})
     scope: str = field(default="layer", metadata={"help": "layer (same fraction per layer) or global"})
     seed: int = field(default=0, metadata={"help": "seed of random scores and corpus sampling"})
@@ -26,6 +34,10 @@ class PruneConfig:
     tuneprune_steps: int = field(default=DEFAULT_STEPS, metadata={"help": "tuneprune training steps"})
     precision: str = field(default="fp32", metadata={"help": "fp32 or bf16-autocast"})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
+    granularity: str = field(default="neuron", metadata={"help": "neuron (removed) or weight (zeroed; classifiers)"})
+    task: str = field(default="sst2", metadata={"help": "classifiers: the task scored and recovered on"})
+    recovery_steps: int = field(default=50, metadata={"help": "classifiers: recovery training steps after pruning"})
+    recovery_lr: float = field(default=2e-5, metadata={"help": "classifiers: recovery learning rate"})
 
     def method_options(self) -> dict:
         options = {"precision": self.precision} if self.method != "random" else {}
@@ -33,9 +45,29 @@ class PruneConfig:
             options |= {"l1_lambda": self.l1_lambda, "steps": self.tuneprune_steps}
         return options
 
+    def params(self) -> dict:
+        """The parameters the chosen path reads: what the cache key covers."""
+        unread = LANGUAGE_MODEL_FIELDS if self.classifier else CLASSIFIER_FIELDS
+        return {name: value for name, value in asdict(self).items() if name not in unread}
+
+    @property
+    def classifier(self) -> bool:
+        from forgetting.models import resolve_model
+        from forgetting.models.classifier import is_classifier
+
+        return is_classifier(resolve_model(self.model))
+
     def validate(self) -> None:
+        from forgetting.models import resolve_model
         from forgetting.pruning import check_pruning
 
+        if self.classifier:
+            from forgetting.pruning.selective import check_selective_pruning
+
+            return check_selective_pruning(self, resolve_model(self.model))
+        if self.granularity != "neuron":
+            raise UsageError(f"granularity={self.granularity!r} is for sequence classifiers (the selective study); "
+                             "a language model is pruned by neuron")
         check_pruning(self.method, self.sparsity, self.scope, **self.method_options())
         for name in ("calibration_blocks", "eval_blocks", "block_size", "batch_size"):
             check_range(name, getattr(self, name), 1)
@@ -44,7 +76,8 @@ class PruneConfig:
         """``register_as``, or ``<model>-<method>-<percent>``."""
         from forgetting.tracking.checkpoints import registered_name
 
-        return self.register_as or f"{registered_name(self.model)}-{self.method}-{round(100 * self.sparsity)}"
+        suffix = "-weights" if self.granularity == "weight" else ""
+        return self.register_as or f"{registered_name(self.model)}-{self.method}{suffix}-{round(100 * self.sparsity)}"
 
 
 def prune_model(config: PruneConfig) -> dict[str, float]:

@@ -72,6 +72,9 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
     with mlflow.start_run(run_id=launcher_id, experiment_id=None if launcher_id else experiment_id(study),
                           run_name=None if launcher_id else _run_name(entry_point, params),
                           nested=nested, tags=tags) as run:
+        # MLflow consumes MLFLOW_RUN_ID only when it reads it itself; left set, every nested
+        # start_run in the body (Optuna trials) would resume the stage run instead of starting one.
+        os.environ.pop("MLFLOW_RUN_ID", None)
         log_unlogged_params(run.info.run_id, {**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
         body(run)
     return mlflow.get_run(run.info.run_id), False

@@ -55,3 +55,40 @@ def finetune_on_answers(model, tokenizer, rows, lr: float, epochs: int = 1, batc
         if after_epoch:
             after_epoch(epoch, mean_loss)
     return mean_loss
+
+
+class AnswerFinetuning:
+    """The ``answer`` fine-tuning mode: a causal LM trained on prompt + correct choice, scored by
+    multiple-choice accuracy; nothing is registered (the sweep's accuracies are the result)."""
+
+    def __init__(self, config):
+        from forgetting.data import load_task, log_dataset
+
+        self.config = config
+        self.train_rows = load_task(config.task, "train", seed=config.seed, limit=config.train_limit or None)
+        self.eval_rows = load_task(config.task, "eval", seed=config.seed, limit=config.eval_limit or None)
+        log_dataset(self.train_rows, config.task, "train", context="train")
+        log_dataset(self.eval_rows, config.task, "eval")
+
+    def load(self):
+        from forgetting.models import load_model
+
+        model, self.tokenizer = load_model(self.config.model)
+        return model
+
+    def evaluate(self, model) -> float:
+        from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
+
+        return accuracy(score_multiple_choice(model, self.tokenizer, self.eval_rows, self.config.batch_size,
+                                              self.config.precision)[0])
+
+    def train(self, model, lr: float, after_epoch) -> None:
+        config = self.config
+        finetune_on_answers(model, self.tokenizer, self.train_rows, lr, config.epochs, config.batch_size,
+                            config.precision, config.seed, after_epoch=after_epoch)
+
+    def keep(self, trial: int, model, score: float) -> None:
+        """Trial models are not kept."""
+
+    def finish(self, base, best_trial) -> dict[str, float]:
+        return {}

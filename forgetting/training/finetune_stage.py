@@ -4,6 +4,11 @@ Each trial fine-tunes a fresh copy of the model on the task's train split and re
 on its eval split, in its own nested MLflow run. The stage logs ``baseline_acc``, ``best_acc``,
 ``best_lr`` and ``accuracy_lr_<lr>`` per trial. The Optuna study is named after the stage's
 cache key, so a killed sweep resumes with the trials it finished.
+
+How a trial trains and scores is the ``mode`` (a ``FINETUNE_MODES`` entry): ``answer`` trains a
+causal LM on prompt + correct choice of a multiple-choice task (the unlearning study);
+``classification`` trains a sequence classifier and registers the best trial's model with its
+pruning statistics (the selective study).
 """
 from __future__ import annotations
 
@@ -16,16 +21,23 @@ import mlflow
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.models.precision import PRECISIONS
+from forgetting.registry import Registry
 
 PUBLISHED_LRS = {"counterfact": (1e-6, 5e-6, 1e-5, 5e-5, 1e-4)}
 DEFAULT_LRS = (1e-6, 5e-6, 1e-5, 2e-5, 5e-5)  # ARC's list, for every other multiple-choice task
+CLASSIFIER_LRS = (2e-5, 5e-5, 1e-4)
 SAMPLERS = ("grid", "tpe")
+
+FINETUNE_MODES = Registry("mode")
+FINETUNE_MODES.register("answer", "forgetting.training.finetune:AnswerFinetuning")
+FINETUNE_MODES.register("classification", "forgetting.training.classifier_finetuning:ClassifierFinetuning")
 
 
 @dataclass(frozen=True)
 class FinetuneConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (e.g. models:/name/version)"})
-    task: str = field(default="counterfact", metadata={"help": "a multiple-choice task"})
+    task: str = field(default="counterfact", metadata={"help": "a multiple-choice task (classification: sst2)"})
+    mode: str = field(default="answer", metadata={"help": "answer (causal LM on the correct choice) or classification"})
     lrs: str = field(default="", metadata={"help": "comma-separated grid ('' = the task's published list)"})
     sampler: str = field(default="grid", metadata={"help": "grid (over lrs) or tpe (over [lr_min, lr_max])"})
     n_trials: int = field(default=8, metadata={"help": "trials of the tpe sampler"})
@@ -44,7 +56,7 @@ class FinetuneConfig:
         if self.sampler == "tpe":
             return None
         if not self.lrs:
-            return PUBLISHED_LRS.get(self.task, DEFAULT_LRS)
+            return CLASSIFIER_LRS if self.mode == "classification" else PUBLISHED_LRS.get(self.task, DEFAULT_LRS)
         try:
             values = tuple(float(v) for v in self.lrs.split(","))
         except ValueError:
@@ -55,10 +67,14 @@ class FinetuneConfig:
 
     def validate(self) -> None:
         from forgetting.data import task_kind, task_names
+        from forgetting.data.classification import check_classification_task
         from forgetting.sweep import check_storage
 
-        choices = [t for t in task_names() if task_kind(t) == "multiple_choice"]
-        check_choice("task", self.task, choices)
+        check_choice("mode", self.mode, FINETUNE_MODES.names())
+        if self.mode == "classification":
+            check_classification_task(self.task)
+        else:
+            check_choice("task", self.task, [t for t in task_names() if task_kind(t) == "multiple_choice"])
         check_choice("sampler", self.sampler, SAMPLERS)
         self.learning_rates()
         check_range("lr_min", self.lr_min, 0, low_open=True)
@@ -77,26 +93,19 @@ class FinetuneConfig:
                  if grid is None or k not in ("n_trials", "lr_min", "lr_max")}
         return shown | {"lrs": ",".join(f"{lr:g}" for lr in grid) if grid else ""}
 
+    @property
+    def study(self) -> str:
+        return "selective" if self.mode == "classification" else "unlearning"
+
 
 def finetune_sweep(config: FinetuneConfig, run) -> dict[str, float]:
     """Inside the active run: baseline accuracy, the sweep's trials as nested runs, the summary."""
-    from forgetting.data import load_task, log_dataset
-    from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
-    from forgetting.models import load_model
     from forgetting.sweep import open_lr_study, pending_grid_values
     from forgetting.tracking.runs import TAG
-    from forgetting.training.finetune import finetune_on_answers
 
-    train_rows = load_task(config.task, "train", seed=config.seed, limit=config.train_limit or None)
-    eval_rows = load_task(config.task, "eval", seed=config.seed, limit=config.eval_limit or None)
-    log_dataset(train_rows, config.task, "train", context="train")
-    log_dataset(eval_rows, config.task, "eval")
-    base, tokenizer = load_model(config.model)
-
-    def eval_accuracy(model) -> float:
-        return accuracy(score_multiple_choice(model, tokenizer, eval_rows, config.batch_size, config.precision)[0])
-
-    baseline = eval_accuracy(base)
+    mode = FINETUNE_MODES.get(config.mode)(config)
+    base = mode.load()
+    baseline = mode.evaluate(base)
     mlflow.log_metric("baseline_acc", baseline)
     grid = config.learning_rates()
     key = mlflow.get_run(run.info.run_id).data.tags[f"{TAG}cache_key"]
@@ -114,22 +123,23 @@ def finetune_sweep(config: FinetuneConfig, run) -> dict[str, float]:
             def report(epoch: int, loss: float) -> None:
                 mlflow.log_metric("train_loss", loss, step=epoch + 1)
                 if epoch + 1 < config.epochs:
-                    trial.report(eval_accuracy(model), epoch)
+                    trial.report(mode.evaluate(model), epoch)
                     if trial.should_prune():
                         import optuna
 
                         raise optuna.TrialPruned()
 
-            finetune_on_answers(model, tokenizer, train_rows, lr, config.epochs, config.batch_size,
-                                config.precision, config.seed, after_epoch=report)
-            score = eval_accuracy(model)
+            mode.train(model, lr, report)
+            score = mode.evaluate(model)
             mlflow.log_metric("accuracy", score)
+            mode.keep(trial.number, model, score)
             return score
 
     todo = len(pending_grid_values(study, grid)) if grid else config.n_trials - len(study.trials)
     if todo > 0:
         study.optimize(objective, n_trials=todo, gc_after_trial=True)
-    return _log_summary(study, baseline)
+    metrics = _log_summary(study, baseline)
+    return metrics | mode.finish(base, study.best_trial)
 
 
 def _log_summary(study, baseline: float) -> dict[str, float]:

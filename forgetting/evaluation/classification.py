@@ -1,0 +1,114 @@
+"""The ``classification`` evaluation suite: what pruning and distillation cost and save.
+
+Accuracy and F1 on the task, active (non-zero) and stored parameters, inference time per
+example, and memory. Time and memory are measured in a fresh spawned process, so one model's
+allocations cannot hide another's: ``model_memory_mb`` is the resident memory the loaded model
+adds to that process, ``peak_memory_mb`` the highest resident memory during inference (both over
+the process after its imports). With ``sparse=true`` the pruned Linear layers run as
+``SparseLinear`` (CSR), the path whose real effect unstructured sparsity is judged by.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections import Counter
+from typing import Sequence
+
+import mlflow
+
+
+def majority_accuracy(train_rows: Sequence[dict], eval_rows: Sequence[dict]) -> float:
+    """Accuracy of always answering the train split's most frequent label."""
+    majority = Counter(row["label"] for row in train_rows).most_common(1)[0][0]
+    return sum(row["label"] == majority for row in eval_rows) / len(eval_rows)
+
+
+def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
+    from sklearn.metrics import accuracy_score, f1_score
+
+    return {"accuracy": float(accuracy_score(labels, predictions)),
+            "f1": float(f1_score(labels, predictions, average="binary" if len(set(labels)) <= 2 else "macro")),
+            "f1_macro": float(f1_score(labels, predictions, average="macro"))}
+
+
+def check_classification(config) -> None:
+    from forgetting.data.classification import check_classification_task
+
+    check_classification_task(config.task)
+
+
+def evaluate_classification(config) -> dict[str, float]:
+    """Inside the active run: the metrics above and the per-example predictions table."""
+    import multiprocessing
+
+    from forgetting.data import log_dataset
+    from forgetting.data.classification import CLASSIFICATION_LABELS, classification_rows
+    from forgetting.evaluation.accuracy import as_table
+    from forgetting.models import resolve_model
+
+    rows = classification_rows(config.task, config.split, config.seed, config.limit)
+    log_dataset(rows, config.task, config.split)
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        measured = pool.apply(measure_classifier, (resolve_model(config.model), rows,
+                                                   CLASSIFICATION_LABELS[config.task], config.batch_size,
+                                                   config.precision, config.sparse))
+    predictions = measured.pop("predictions")
+    metrics = classification_metrics([row["label"] for row in rows], predictions) | measured | {"n_rows": len(rows)}
+    mlflow.log_metrics(metrics)
+    mlflow.log_table(as_table([{"id": row["id"], "label": row["label"], "prediction": prediction}
+                               for row, prediction in zip(rows, predictions)]),
+                     artifact_file=f"predictions/{config.task}.json")
+    return metrics
+
+
+def measure_classifier(location: str, rows: Sequence[dict], num_labels: int, batch_size: int, precision: str,
+                       sparse: bool) -> dict:
+    """Run in a spawned process: load, (sparsify,) classify ``rows``; predictions, time and memory."""
+    import torch
+
+    from forgetting.models.classifier import load_classifier
+    from forgetting.pruning.remove import count_parameters
+    from forgetting.pruning.sparse import active_parameters, parameter_bytes, sparsify_linears
+    from forgetting.training.classifier import predict
+
+    baseline = _resident_mb()
+    model, tokenizer = load_classifier(location, num_labels)
+    parameters = count_parameters(model)
+    sparse_layers = sparsify_linears(model) if sparse else 0
+    loaded = _resident_mb()
+    predict(model, tokenizer, rows[:batch_size], batch_size, precision)  # warm-up
+    with _PeakResidentMemory() as peak:
+        started = time.perf_counter()
+        predictions = predict(model, tokenizer, rows, batch_size, precision)
+        seconds = time.perf_counter() - started
+    return {"predictions": predictions, "seconds_per_example": seconds / len(rows),
+            "model_memory_mb": loaded - baseline, "peak_memory_mb": peak.mb - baseline,
+            "parameter_mb": parameter_bytes(model) / 2**20, "active_parameters": active_parameters(model),
+            "parameters": parameters, "sparse_layers": sparse_layers,
+            "threads": torch.get_num_threads()}
+
+
+def _resident_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class _PeakResidentMemory:
+    """Samples resident memory every few milliseconds while the block runs."""
+
+    def __enter__(self):
+        self.mb = _resident_mb()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.005):
+            self.mb = max(self.mb, _resident_mb())
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.mb = max(self.mb, _resident_mb())
