@@ -104,7 +104,8 @@ def test_main_runs_the_unlearning_grid_and_a_second_call_reuses_every_stage(env,
     params = {"preset": "smoke", "model": tiny_checkpoint_with_tokenizer}
     first = mlflow_run("main", params, env)
     assert "(reused)" not in first.stdout and "open the MLflow UI" in first.stdout
-    assert [first.stdout.count(f"{stage} ") for stage in ("prune", "train", "finetune")] == [2, 3, 6]
+    lines = first.stdout.splitlines()
+    assert [sum(line.startswith(f"{stage} ") for line in lines) for stage in ("prune", "train", "finetune")] == [2, 3, 6]
     report = Path(first.stdout.split("-> ")[-1].split()[0])
     assert report.exists() and "Plotly" in report.read_text()
     second = mlflow_run("main", params, env)

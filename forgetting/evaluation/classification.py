@@ -2,14 +2,16 @@
 
 Accuracy and F1 on the task, active (non-zero) and stored parameters, inference time per
 example, and memory. Time and memory are measured in a fresh spawned process, so one model's
-allocations cannot hide another's: ``model_memory_mb`` is the resident memory the loaded model
-adds to that process, ``peak_memory_mb`` the highest resident memory during inference (both over
-the process after its imports). With ``sparse=true`` the pruned Linear layers run as
-``SparseLinear`` (CSR), the path whose real effect unstructured sparsity is judged by.
+allocations cannot hide another's. Memory is anonymous resident memory (``RssAnon``) over the
+process after its imports: ``model_memory_mb`` once the model is loaded, ``peak_memory_mb`` the
+highest during inference. The weights are copied out of the memory-mapped checkpoint first, or
+the file pages a model happened to touch would decide the number. With ``sparse=true`` the
+pruned Linear layers run as ``SparseLinear`` (CSR), the path whose real effect unstructured
+sparsity is judged by.
 """
 from __future__ import annotations
 
-import os
+import gc
 import threading
 import time
 from collections import Counter
@@ -50,7 +52,7 @@ def evaluate_classification(config) -> dict[str, float]:
     rows = classification_rows(config.task, config.split, config.seed, config.limit)
     log_dataset(rows, config.task, config.split)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
-        measured = pool.apply(measure_classifier, (resolve_model(config.model), rows,
+        measured = pool.apply(measure_classifier, (resolve_model(config.model), list(rows),
                                                    CLASSIFICATION_LABELS[config.task], config.batch_size,
                                                    config.precision, config.sparse))
     predictions = measured.pop("predictions")
@@ -76,6 +78,9 @@ def measure_classifier(location: str, rows: Sequence[dict], num_labels: int, bat
     model, tokenizer = load_classifier(location, num_labels)
     parameters = count_parameters(model)
     sparse_layers = sparsify_linears(model) if sparse else 0
+    for parameter in model.parameters():
+        parameter.data = parameter.data.clone()
+    gc.collect()
     loaded = _resident_mb()
     predict(model, tokenizer, rows[:batch_size], batch_size, precision)  # warm-up
     with _PeakResidentMemory() as peak:
@@ -90,12 +95,14 @@ def measure_classifier(location: str, rows: Sequence[dict], num_labels: int, bat
 
 
 def _resident_mb() -> float:
-    with open("/proc/self/statm") as statm:
-        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+    """Anonymous resident memory of this process (Linux ``/proc/self/status``)."""
+    with open("/proc/self/status") as status:
+        kilobytes = next(line.split()[1] for line in status if line.startswith("RssAnon:"))
+    return int(kilobytes) / 1024
 
 
 class _PeakResidentMemory:
-    """Samples resident memory every few milliseconds while the block runs."""
+    """Samples anonymous resident memory every few milliseconds while the block runs."""
 
     def __enter__(self):
         self.mb = _resident_mb()

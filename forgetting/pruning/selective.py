@@ -87,8 +87,10 @@ def prune_classifier(config) -> dict[str, float]:
         losses = train_classifier(pruned, tokenizer, train_rows, lr=config.recovery_lr,
                                   max_steps=config.recovery_steps, batch_size=config.batch_size,
                                   precision=config.precision, seed=config.seed, masks=masks,
-                                  on_step=lambda step, loss: mlflow.log_metric("recovery_loss", loss, step=step)).losses
-        metrics |= evaluate(pruned, "recovered") | {"recovery_loss_first": losses[0], "recovery_loss_last": losses[-1]}
+                                  on_step=lambda step, loss: mlflow.log_metric("recovery_loss", loss, step=step)
+                                  ).losses
+        metrics |= evaluate(pruned, "recovered") | {"recovery_loss_first": losses[0],
+                                                    "recovery_loss_last": losses[-1]}
         if masks is not None:
             metrics["recovered_weight_sparsity"] = _zero_fraction(pruned, masks)
         _register(pruned, tokenizer, "recovered", name, tags | {"stage": "recover", "step": config.recovery_steps})
@@ -97,12 +99,15 @@ def prune_classifier(config) -> dict[str, float]:
 
 
 def _register(model, tokenizer, alias: str, name: str, tags: dict) -> None:
+    """Log and register ``model``; a rerun of a killed stage gets its earlier version back, not a twin."""
     from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.runs import active_cache_key
 
     with tempfile.TemporaryDirectory() as directory:
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, alias, register_as=name, alias=alias, tags=tags)
+        log_checkpoint(directory, alias, register_as=name, alias=alias, tags=tags,
+                       version_key=f"{active_cache_key()}:{alias}")
 
 
 def _zero_fraction(model, masks) -> float:

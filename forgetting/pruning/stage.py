@@ -36,8 +36,8 @@ class PruneConfig:
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
     granularity: str = field(default="neuron", metadata={"help": "neuron (removed) or weight (zeroed; classifiers)"})
     task: str = field(default="sst2", metadata={"help": "classifiers: the task scored and recovered on"})
-    recovery_steps: int = field(default=50, metadata={"help": "classifiers: recovery training steps after pruning"})
-    recovery_lr: float = field(default=2e-5, metadata={"help": "classifiers: recovery learning rate"})
+    recovery_steps: int = field(default=60, metadata={"help": "classifiers: recovery training steps after pruning"})
+    recovery_lr: float = field(default=1e-4, metadata={"help": "classifiers: recovery learning rate"})
 
     def method_options(self) -> dict:
         options = {"precision": self.precision} if self.method != "random" else {}

@@ -80,6 +80,11 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
     return mlflow.get_run(run.info.run_id), False
 
 
+def active_cache_key() -> str:
+    """The cache key of the active stage run: a stable name for what it registers or studies."""
+    return mlflow.get_run(mlflow.active_run().info.run_id).data.tags[f"{TAG}cache_key"]
+
+
 def log_unlogged_params(run_id: str, params: Mapping[str, Any]) -> None:
     """Log the parameters the run does not have yet. ``mlflow run`` logs the MLproject parameters
     itself, shell-quoted (an empty string as ``''``), and MLflow refuses to change a logged value."""

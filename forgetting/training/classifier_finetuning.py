@@ -65,6 +65,7 @@ class ClassifierFinetuning:
         killed attempt, that trial is trained again from the same seed."""
         from forgetting.tracking import log_checkpoint
         from forgetting.tracking.checkpoints import registered_name
+        from forgetting.tracking.runs import active_cache_key
 
         if self.best is not None and self.best[0] == best_trial.number:
             model, statistics = self.best[2], self.best[3]
@@ -79,7 +80,7 @@ class ClassifierFinetuning:
             self.tokenizer.save_pretrained(directory)
             statistics.save(directory)
             log_checkpoint(directory, register_as=f"{registered_name(self.config.model)}-{self.config.task}-classifier",
-                           alias="finetuned", tags={"study": "selective", "stage": "finetune", "task": self.config.task,
-                                                    "method": "none", "sparsity": 0.0, "step": 0,
-                                                    "lr": best_trial.params["lr"]})
+                           alias="finetuned", version_key=active_cache_key(),
+                           tags={"study": "selective", "stage": "finetune", "task": self.config.task, "method": "none",
+                                 "sparsity": 0.0, "step": 0, "lr": best_trial.params["lr"]})
         return metrics

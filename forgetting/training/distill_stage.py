@@ -29,8 +29,8 @@ class DistillConfig:
     task: str = field(default="sst2", metadata={"help": "classification task"})
     alpha: float = field(default=0.5, metadata={"help": "weight of the label cross-entropy, in [0, 1]"})
     temperature: float = field(default=2.0, metadata={"help": "softmax temperature T > 0"})
-    steps: int = field(default=100, metadata={"help": "optimizer steps"})
-    lr: float = field(default=5e-5, metadata={"help": "learning rate"})
+    steps: int = field(default=150, metadata={"help": "optimizer steps"})
+    lr: float = field(default=2e-4, metadata={"help": "learning rate"})
     batch_size: int = field(default=16, metadata={"help": "sentences per step"})
     train_limit: int = field(default=0, metadata={"help": "train rows (0 = the whole train split)"})
     eval_limit: int = field(default=0, metadata={"help": "eval rows (0 = the whole eval split)"})
@@ -114,6 +114,7 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
     from forgetting.models.classifier import load_classifier
     from forgetting.pruning.remove import count_parameters
     from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.runs import active_cache_key
     from forgetting.training.classifier import predict
     from forgetting.training.distill import distill, student_from_teacher
 
@@ -146,7 +147,7 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         student.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, register_as=config.model_name(), alias="student",
+        log_checkpoint(directory, register_as=config.model_name(), alias="student", version_key=active_cache_key(),
                        tags={"study": "selective", "stage": "distill", "task": config.task, "method": "distill",
                              "sparsity": 1 - metrics["parameter_ratio"], "alpha": config.alpha,
                              "temperature": config.temperature, "step": config.steps})

@@ -101,15 +101,14 @@ class FinetuneConfig:
 def finetune_sweep(config: FinetuneConfig, run) -> dict[str, float]:
     """Inside the active run: baseline accuracy, the sweep's trials as nested runs, the summary."""
     from forgetting.sweep import open_lr_study, pending_grid_values
-    from forgetting.tracking.runs import TAG
+    from forgetting.tracking.runs import TAG, active_cache_key
 
     mode = FINETUNE_MODES.get(config.mode)(config)
     base = mode.load()
     baseline = mode.evaluate(base)
     mlflow.log_metric("baseline_acc", baseline)
     grid = config.learning_rates()
-    key = mlflow.get_run(run.info.run_id).data.tags[f"{TAG}cache_key"]
-    study = open_lr_study(f"finetune-{key}", config.storage, grid, config.seed)
+    study = open_lr_study(f"finetune-{active_cache_key()}", config.storage, grid, config.seed)
 
     def objective(trial) -> float:
         lr = trial.suggest_float("lr", min(grid) if grid else config.lr_min,
