@@ -34,6 +34,16 @@ def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) ->
             "f1_macro": float(f1_score(labels, predictions, average="macro"))}
 
 
+def score_classifier(model, tokenizer, rows: Sequence[dict], batch_size: int, precision: str,
+                     prefix: str = "") -> dict[str, float]:
+    """``classification_metrics`` of ``model`` on ``rows``, named ``<prefix>_<metric>`` with a prefix."""
+    from forgetting.training.classifier import predict
+
+    found = classification_metrics([row["label"] for row in rows],
+                                   predict(model, tokenizer, rows, batch_size, precision))
+    return {f"{prefix}_{name}" if prefix else name: value for name, value in found.items()}
+
+
 def check_classification(config) -> None:
     from forgetting.data.classification import check_classification_task
 

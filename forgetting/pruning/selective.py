@@ -45,13 +45,13 @@ def check_selective_pruning(config, location: str) -> None:
 def prune_classifier(config) -> dict[str, float]:
     """Inside the active run: accuracy before/after pruning and after recovery, both checkpoints registered."""
     from forgetting.data.classification import CLASSIFICATION_LABELS, classification_rows
-    from forgetting.evaluation.classification import classification_metrics
+    from forgetting.evaluation.classification import score_classifier
     from forgetting.models import resolve_model
     from forgetting.models.classifier import load_classifier
     from forgetting.pruning import count_parameters, counts_as_metrics, prune
     from forgetting.pruning.criteria import score_weights
     from forgetting.pruning.weights import apply_masks, select_weights, sparsity_metrics
-    from forgetting.training.classifier import predict, train_classifier
+    from forgetting.training.classifier import train_classifier
     from forgetting.training.statistics import FinetuneStatistics
 
     model, tokenizer = load_classifier(config.model, CLASSIFICATION_LABELS[config.task], config.seed)
@@ -60,9 +60,7 @@ def prune_classifier(config) -> dict[str, float]:
     eval_rows = classification_rows(config.task, "eval", config.seed)
 
     def evaluate(candidate, prefix: str) -> dict[str, float]:
-        found = classification_metrics([row["label"] for row in eval_rows],
-                                       predict(candidate, tokenizer, eval_rows, config.batch_size, config.precision))
-        return {f"{prefix}_{name}": value for name, value in found.items()}
+        return score_classifier(candidate, tokenizer, eval_rows, config.batch_size, config.precision, prefix)
 
     metrics = evaluate(model, "before")
     masks = None

@@ -8,7 +8,7 @@ import tempfile
 import mlflow
 
 from forgetting.data.classification import CLASSIFICATION_LABELS, classification_rows
-from forgetting.training.classifier import predict, train_classifier
+from forgetting.training.classifier import train_classifier
 
 
 class ClassifierFinetuning:
@@ -36,10 +36,9 @@ class ClassifierFinetuning:
         return self.metrics(model)["accuracy"]
 
     def metrics(self, model) -> dict[str, float]:
-        from forgetting.evaluation.classification import classification_metrics
+        from forgetting.evaluation.classification import score_classifier
 
-        predictions = predict(model, self.tokenizer, self.eval_rows, self.config.batch_size, self.config.precision)
-        return classification_metrics([row["label"] for row in self.eval_rows], predictions)
+        return score_classifier(model, self.tokenizer, self.eval_rows, self.config.batch_size, self.config.precision)
 
     def train(self, model, lr: float, after_epoch) -> None:
         config = self.config

@@ -110,12 +110,11 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
 
     from forgetting.data import log_dataset
     from forgetting.data.classification import CLASSIFICATION_LABELS, classification_batches, classification_rows
-    from forgetting.evaluation.classification import classification_metrics
+    from forgetting.evaluation.classification import score_classifier
     from forgetting.models.classifier import load_classifier
     from forgetting.pruning.remove import count_parameters
     from forgetting.tracking import log_checkpoint
     from forgetting.tracking.runs import active_cache_key
-    from forgetting.training.classifier import predict
     from forgetting.training.distill import distill, student_from_teacher
 
     labels = CLASSIFICATION_LABELS[config.task]
@@ -128,9 +127,7 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
     student = student_from_teacher(teacher, layers) if layers else load_classifier(config.student, labels)[0]
 
     def evaluate(model, prefix: str) -> dict[str, float]:
-        found = classification_metrics([row["label"] for row in eval_rows],
-                                       predict(model, tokenizer, eval_rows, config.batch_size, config.precision))
-        return {f"{prefix}_{name}": value for name, value in found.items()}
+        return score_classifier(model, tokenizer, eval_rows, config.batch_size, config.precision, prefix)
 
     metrics = evaluate(teacher, "teacher") | evaluate(student, "student_before")
     generator = torch.Generator().manual_seed(config.seed)
