@@ -63,14 +63,15 @@ def main() -> None:
     args = parser.parse_args()
 
     model, tokenizer = load_model(args.model)
-    rows, test_rows = planted_mixture(args.per_source, args.planted)
+    mixture = planted_mixture(args.per_source, args.planted)
+    rows, test_rows = mixture.train, mixture.test
     train = encode_examples(tokenizer, rows, args.max_length)
     test = encode_examples(tokenizer, test_rows, args.max_length)
     sources = [row["source"] for row in rows]
 
     pairs = len(rows) * len(test_rows)
     batched, batched_s = timed(per_example_dot, model, train, test, args.batch_size, args.parameters)
-    subset = Encoded(*(t[:args.naive_examples] for t in (train.input_ids, train.attention_mask, train.labels)))
+    subset = train.subset(slice(args.naive_examples))
     pairwise, pairwise_s = timed(pairwise_naive, model, subset, test, args.parameters)
     looped, looped_s = timed(naive_dot, model, train, test, args.batch_size, args.parameters)
     per_pair_naive = pairwise_s / (len(subset) * len(test_rows))

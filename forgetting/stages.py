@@ -117,11 +117,12 @@ def finetune_stage(config, study: str | None = None):
 
 def attribute_stage(config):
     """Training-data attribution in a cached stage run of the attribution study."""
-    from forgetting.attribution.stage import attribute
+    from forgetting.attribution.stage import GROUND_TRUTH, attribute
 
     run, reused = cached_model_stage("attribution", "attribute", config, lambda *_: attribute(config))
     metrics = run.data.metrics
-    ranks = ", ".join(f"{m} rank {int(metrics[f'rank_{m}'])}" for m in config.methods() if f"rank_{m}" in metrics)
+    methods = config.methods() + [GROUND_TRUTH]
+    ranks = ", ".join(f"{m} rank {int(metrics[f'rank_{m}'])}" for m in methods if f"rank_{m}" in metrics)
     print(f"attribute {config.method} {config.model}: {ranks or 'no responsible source given'}  "
           f"run {run.info.run_id}{' (reused)' if reused else ''}")
     return run

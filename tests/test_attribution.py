@@ -7,7 +7,9 @@ from transformers import AutoTokenizer
 from forgetting.attribution.examples import IGNORE, encode_examples, example_losses
 from forgetting.attribution.gradients import naive_dot, per_example_dot
 from forgetting.attribution.methods import Budget, untrac, untrac_inv
+from forgetting.attribution.mixtures import leave_dataset_out
 from forgetting.attribution.planted import PLANTED, planted_mixture
+from forgetting.attribution.toxicity import TOXIC, toxicity_mixture
 from forgetting.attribution.stage import AttributeConfig, attribute
 from forgetting.errors import UsageError
 from forgetting.models.bundled import bundled_model_dir
@@ -25,11 +27,36 @@ def model(tokenizer):
 
 
 def test_planted_mixture_is_real_data_with_the_answer_built_in():
-    train, test = planted_mixture(per_source=3, planted=4, seed=1)
+    mixture = planted_mixture(per_source=3, test_examples=4, seed=1)
+    train, test = mixture.train, mixture.test
+    assert mixture.responsible == PLANTED
     assert [row["source"] for row in train].count(PLANTED) == 4 and len(test) == 4
     assert {row["source"] for row in train} == {"python", "gsm8k", "sst2", "facts", PLANTED}
     planted_texts = {row["text"] for row in train if row["source"] == PLANTED}
     assert all(f"{t['prompt']}{t['completion']}." in planted_texts for t in test)
+
+
+def test_toxicity_mixture_tests_held_out_toxic_web_text():
+    mixture = toxicity_mixture(per_source=3, test_examples=5, seed=1)
+    sources = [row["source"] for row in mixture.train]
+    assert mixture.responsible == TOXIC and sources.count(TOXIC) == 3 and len(mixture.test) == 5
+    assert set(sources) == {"python", "gsm8k", "sst2", "facts", "donotanswer", TOXIC}
+    toxic_texts = {row["text"] for row in mixture.train if row["source"] == TOXIC}
+    tested = [(t["prompt"] + t["completion"]).strip() for t in mixture.test]
+    assert all(t["prompt"] and t["completion"].strip() for t in mixture.test)
+    assert not toxic_texts & set(tested)
+
+
+def test_leave_dataset_out_retrains_without_each_source_and_keeps_the_model(model, tokenizer):
+    rows = [{"source": "fact", "text": "The capital of Peru is Oslo."} for _ in range(4)] + \
+           [{"source": "code", "text": f"def f(x): return x + {i}"} for i in range(4)]
+    train = encode_examples(tokenizer, rows)
+    test = encode_examples(tokenizer, [{"prompt": "The capital of Peru is", "completion": " Oslo."}])
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    truth = leave_dataset_out(model, train, [row["source"] for row in rows], test, steps=8, lr=1e-3, batch_size=4)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    scores = truth.set_index("source")["score"]
+    assert scores["fact"] > 0 and scores["fact"] > scores["code"]
 
 
 def test_test_examples_are_scored_on_the_completion_only(tokenizer):
@@ -62,7 +89,7 @@ def test_methods_leave_the_given_model_unchanged(model, tokenizer):
 def test_planted_source_ranks_first_on_the_tiny_model(store, tiny_checkpoint_with_tokenizer):
     import mlflow
 
-    config = AttributeConfig(model=str(tiny_checkpoint_with_tokenizer), examples_per_source=4, planted_facts=4,
+    config = AttributeConfig(model=str(tiny_checkpoint_with_tokenizer), examples_per_source=4, test_examples=4,
                              train_steps=12, train_lr=1e-3, checkpoints=2, unlearning_rate=1e-3,
                              unlearning_steps=3, batch_size=8, max_length=48, tracin_parameters="mlp")
     with mlflow.start_run() as run:
@@ -78,8 +105,10 @@ def test_planted_source_ranks_first_on_the_tiny_model(store, tiny_checkpoint_wit
     ({"method": "influence"}, "method='influence' is not one of"),
     ({"unlearning_rate": 0.0}, "unlearning_rate=0.0 is outside"),
     ({"unlearning_steps": 0}, "unlearning_steps=0 is outside"),
-    ({"train_data": "/no/such.jsonl", "test_data": "/no/such.jsonl"}, "is neither 'planted' nor a JSONL file"),
-    ({"train_data": "/no/such.jsonl"}, "must both be 'planted'"),
+    ({"train_data": "/no/such.jsonl", "test_data": "/no/such.jsonl"},
+     r"train_data='/no/such.jsonl' is neither an experiment \(planted, toxicity\) nor a JSONL file"),
+    ({"train_data": "/no/such.jsonl"}, "test_data and leave_dataset_out need an experiment"),
+    ({"train_data": "toxicity"}, "test_data='planted' must equal train_data='toxicity'"),
 ])
 def test_bad_input_is_one_line(changes, names):
     with pytest.raises(UsageError, match=names):

@@ -215,3 +215,23 @@ def test_selective_study_finetune_prune_recover_distill_evaluate_analyze(env):
     [trial] = [r for r in runs_in(env) if r.data.tags.get("forgetting.trial") == "0"]
     assert trial.data.tags["mlflow.parentRunId"] == finished["finetune"].info.run_id
     assert "accuracy" in trial.data.metrics and "best_acc" not in trial.data.metrics
+
+
+def test_attribute_toxicity_with_ground_truth_through_mlflow_run_then_analyze(env, tiny_checkpoint_with_tokenizer):
+    params = {"model": tiny_checkpoint_with_tokenizer, "train_data": "toxicity", "test_data": "toxicity",
+              "examples_per_source": 2, "test_examples": 2, "train_steps": 2, "checkpoints": 1,
+              "unlearning_steps": 1, "batch_size": 4, "max_length": 32, "leave_dataset_out": "true",
+              "tracin_parameters": "mlp"}
+    first = mlflow_run("attribute", params, env)
+    assert "leave-dataset-out rank" in first.stdout
+    assert "(reused)" in mlflow_run("attribute", params, env).stdout
+    [stage] = [r for r in runs_in(env, "FINISHED") if r.data.tags.get("forgetting.entry_point") == "attribute"]
+    metrics = stage.data.metrics
+    sources = {"python", "gsm8k", "sst2", "facts", "donotanswer", "toxic"}
+    for method in ("untrac", "untrac-inv", "tracin", "leave-dataset-out"):
+        assert 1 <= metrics[f"rank_{method}"] <= len(sources) and metrics[f"runtime_s_{method}"] > 0
+        table = mlflow.artifacts.load_dict(f"{stage.info.artifact_uri}/attribution/{method}_sources.json")
+        assert {row[0] for row in table["data"]} == sources
+    assert -1 <= metrics["pearson_untrac_vs_leave-dataset-out"] <= 1
+    report = mlflow_run("analyze", {"study": "attribution"}, env)
+    assert "1 attribute runs" in report.stdout

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import html
+import importlib
 import os
 from datetime import datetime, timezone
 from pathlib import Path
@@ -21,10 +22,8 @@ code{background:#f3f3f3;padding:0 3px}"""
 UNLEARNING_INTRO = ("Method <code>none</code> is the unpruned dense model, drawn dashed in every sparsity column. "
                     "Accuracies are fractions of correct answers shown as percentages.",
                     "Results at the last Python-training step")
-SELECTIVE_INTRO = ("Each point is one classifier checkpoint (fine-tuned, pruned, recovered or distilled student) "
-                   "scored by <code>evaluate -P suite=classification</code>; time and memory are measured in a "
-                   "fresh process, with <code>sparse=true</code> running pruned layers as CSR SparseLinear.",
-                   "Classifier evaluations")
+# Studies with their own frames and figures; the others reuse the unlearning study's stages.
+STUDY_ANALYSES = {"selective": "forgetting.analysis.selective", "attribution": "forgetting.analysis.attribution"}
 
 
 def report_path(study: str, output: str = "") -> Path:
@@ -36,12 +35,10 @@ def analyze_study(config) -> Path:
     run = mlflow.active_run()
     experiments = sorted({experiment_id(config.study), run.info.experiment_id})
     versions = query.checkpoint_versions(config.study)
-    if config.study == "selective":
-        from forgetting.analysis import selective
-
-        frames, drawn, notes = selective.collect(config.study)
-        table, intro = frames["classifier_evaluations"], SELECTIVE_INTRO
-        counts = {"n_evaluations": len(table), "n_prune_runs": len(frames["prune_results"])}
+    if config.study in STUDY_ANALYSES:
+        analysis = importlib.import_module(STUDY_ANALYSES[config.study])
+        frames, drawn, counts, notes = analysis.collect(config.study)
+        table, intro = frames[analysis.TABLE], analysis.INTRO
     else:
         frames, drawn, counts, notes = _unlearning(experiments, config.study, versions)
         table, intro = figures.formatted_table(frames["results_table"]), UNLEARNING_INTRO

@@ -15,12 +15,17 @@ EVALUATION_COLUMNS = ["source_stage", "method", "granularity", "sparsity", "spar
                       "active_parameters", "parameter_mb", "seconds_per_example", "peak_memory_mb", "model", "run_id"]
 PRUNE_COLUMNS = ["method", "granularity", "sparsity", "before_accuracy", "pruned_accuracy", "recovered_accuracy",
                  "recovery_steps", "run_id"]
+TABLE = "classifier_evaluations"
+INTRO = ("Each point is one classifier checkpoint (fine-tuned, pruned, recovered or distilled student) "
+         "scored by <code>evaluate -P suite=classification</code>; time and memory are measured in a "
+         "fresh process, with <code>sparse=true</code> running pruned layers as CSR SparseLinear.",
+         "Classifier evaluations")
 LABELS = {"accuracy": "accuracy", "active_parameters": "active (non-zero) parameters",
           "seconds_per_example": "inference seconds per example", "source_stage": "checkpoint",
           "peak_memory_mb": "peak memory over the process (MB)", "sparsity": "fraction pruned"}
 
 
-def _study_runs(study: str, entry_point: str, extra: str = "") -> list:
+def study_runs(study: str, entry_point: str, extra: str = "") -> list:
     query = (f"tags.`forgetting.entry_point` = '{entry_point}' and tags.`forgetting.study` = '{study}' "
              f"and attributes.status = 'FINISHED'{extra}")
     return mlflow.search_runs(search_all_experiments=True, filter_string=query,
@@ -33,7 +38,7 @@ def classifier_evaluations(study: str) -> pd.DataFrame:
              "granularity": run.data.params.get("granularity"), "sparsity": run.data.params.get("sparsity"),
              "sparse": run.data.params.get("sparse"), "model": run.data.params.get("upstream_model"),
              "run_id": run.info.run_id, **{name: run.data.metrics.get(name) for name in EVALUATION_COLUMNS[5:-2]}}
-            for run in _study_runs(study, "evaluate", " and params.suite = 'classification'")]
+            for run in study_runs(study, "evaluate", " and params.suite = 'classification'")]
     frame = pd.DataFrame(rows, columns=EVALUATION_COLUMNS).drop_duplicates(["model", "sparse"])
     frame["sparsity"] = pd.to_numeric(frame["sparsity"], errors="coerce")
     return frame.sort_values(["source_stage", "method", "sparsity"], ignore_index=True)
@@ -44,7 +49,7 @@ def prune_results(study: str) -> pd.DataFrame:
     rows = [{"method": run.data.params.get("method"), "granularity": run.data.params.get("granularity"),
              "sparsity": run.data.params.get("sparsity"), "recovery_steps": run.data.params.get("recovery_steps"),
              "run_id": run.info.run_id, **{name: run.data.metrics.get(name) for name in PRUNE_COLUMNS[3:6]}}
-            for run in _study_runs(study, "prune")]
+            for run in study_runs(study, "prune")]
     frame = pd.DataFrame(rows, columns=PRUNE_COLUMNS).drop_duplicates(["method", "granularity", "sparsity"])
     frame["sparsity"] = pd.to_numeric(frame["sparsity"], errors="coerce")
     return frame.sort_values(["granularity", "method", "sparsity"], ignore_index=True)
@@ -76,8 +81,8 @@ def prune_recovery_figure(prunes: pd.DataFrame) -> go.Figure | None:
     return figure
 
 
-def collect(study: str) -> tuple[dict, dict, list[str]]:
-    """``(frames, figures, notes)`` of the selective study."""
+def collect(study: str) -> tuple[dict, dict, dict, list[str]]:
+    """``(frames, figures, counts, notes)`` of the selective study."""
     evaluations = classifier_evaluations(study)
     prunes = prune_results(study)
     drawn = {"accuracy_vs_active_parameters": accuracy_vs_figure(
@@ -91,4 +96,5 @@ def collect(study: str) -> tuple[dict, dict, list[str]]:
         notes.append(f"No FINISHED `evaluate -P suite=classification` runs in study {study!r}: no trade-off figures.")
     if prunes.empty:
         notes.append(f"No FINISHED prune runs of classifiers in study {study!r}.")
-    return {"classifier_evaluations": evaluations, "prune_results": prunes}, drawn, notes
+    counts = {"n_evaluations": len(evaluations), "n_prune_runs": len(prunes)}
+    return {TABLE: evaluations, "prune_results": prunes}, drawn, counts, notes

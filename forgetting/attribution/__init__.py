@@ -9,3 +9,7 @@ ATTRIBUTION_METHODS = Registry("method")
 ATTRIBUTION_METHODS.register("untrac", "forgetting.attribution.methods:untrac")
 ATTRIBUTION_METHODS.register("untrac-inv", "forgetting.attribution.methods:untrac_inv")
 ATTRIBUTION_METHODS.register("tracin", "forgetting.attribution.methods:tracin")
+
+MIXTURES = Registry("train_data")
+MIXTURES.register("planted", "forgetting.attribution.planted:planted_mixture")
+MIXTURES.register("toxicity", "forgetting.attribution.toxicity:toxicity_mixture")

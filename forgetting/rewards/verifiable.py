@@ -1,0 +1,39 @@
+"""The three verifiable rewards. Model-written code runs only in ``forgetting.rewards.sandbox``."""
+from __future__ import annotations
+
+from forgetting.evaluation.answers import extract_boxed, normalize_math, normalize_number, qa_match
+
+
+def final_answer(completion: str) -> str | None:
+    """The last ``\\boxed{}`` content, else the text after the last ``####`` (first line), normalised."""
+    boxed = extract_boxed(completion)
+    if boxed is not None:
+        return normalize_math(boxed)
+    if "####" in completion:
+        line = completion.rsplit("####", 1)[1].strip().split("\n")[0]
+        return normalize_math(line) if line else None
+    return None
+
+
+def math_reward(completions: list[str], rows) -> list[float]:
+    """1 when the final answer (``\\boxed{}`` or ``####``) equals a reference after normalisation."""
+    rewards = []
+    for completion, row in zip(completions, rows):
+        predicted = final_answer(completion)
+        references = {normalize_math(answer) for answer in row["answers"]} | {normalize_number(row["answer"])}
+        rewards.append(float(predicted is not None and predicted in references))
+    return rewards
+
+
+def qa_reward(completions: list[str], rows) -> list[float]:
+    """1 when the first line of the completion matches any reference answer (SQuAD normalisation)."""
+    return [float(qa_match(completion, list(row["answers"]))) for completion, row in zip(completions, rows)]
+
+
+def code_reward(completions: list[str], rows, timeout: float = 10.0) -> list[float]:
+    """1 when ``prompt + completion`` passes the row's tests, run in the sandbox in parallel."""
+    from forgetting.rewards.sandbox import Job, run_batch
+
+    verdicts = run_batch([Job(program=row["prompt"] + completion, tests=row["tests"], timeout=timeout)
+                          for completion, row in zip(completions, rows)])
+    return [float(verdict.passed) for verdict in verdicts]
