@@ -139,3 +139,27 @@ def distill_stage(config):
           f"{metrics['student_accuracy']:.4f} with x{metrics['parameter_ratio']:.3f} parameters  "
           f"run {run.info.run_id}{' (reused)' if reused else ''}")
     return run
+
+
+def collect_stage(config):
+    """Trajectories of a model in a domain's environment, with SFT and preference exports."""
+    from forgetting.posttrain.collect import collect
+
+    run, reused = cached_model_stage("forgetting", "collect", config, lambda *_: collect(config))
+    metrics = run.data.metrics
+    print(f"collect {config.domain} {config.model}: {int(metrics['n_trajectories'])} trajectories, mean reward "
+          f"{metrics['mean_reward']:.3f}, {int(metrics['n_sft'])} correct, {int(metrics['n_pairs'])} pairs, "
+          f"{metrics['tokens_per_second']:.1f} tok/s  run {run.info.run_id}{' (reused)' if reused else ''}")
+    return run
+
+
+def posttrain_stage(config):
+    """One post-training method on one domain, registered with its method, domain, start and scale."""
+    from forgetting.posttrain.stage import posttrain
+
+    run, reused = cached_model_stage("forgetting", "posttrain", config, lambda *_: posttrain(config))
+    metrics = run.data.metrics
+    print(f"posttrain {config.method} {config.domain} from {config.start} {config.model}: objective "
+          f"{metrics['objective_start']:.4f} -> {metrics['objective_end']:.4f}  run {run.info.run_id}"
+          f"{' (reused)' if reused else ''}")
+    return run

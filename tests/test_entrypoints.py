@@ -235,3 +235,27 @@ def test_attribute_toxicity_with_ground_truth_through_mlflow_run_then_analyze(en
     assert -1 <= metrics["pearson_untrac_vs_leave-dataset-out"] <= 1
     report = mlflow_run("analyze", {"study": "attribution"}, env)
     assert "1 attribute runs" in report.stdout
+
+
+def test_forgetting_collect_then_posttrain_through_mlflow_run(env, tiny_checkpoint_with_tokenizer):
+    model = str(tiny_checkpoint_with_tokenizer)
+    collected = mlflow_run("collect", {"model": model, "domain": "qa", "n": 3, "samples": 2, "max_new_tokens": 6}, env)
+    assert "6 trajectories" in collected.stdout
+    [collect] = [r for r in runs_in(env, "FINISHED") if r.data.tags.get("forgetting.entry_point") == "collect"]
+    artifacts = {f.path for f in mlflow.MlflowClient(env["MLFLOW_TRACKING_URI"]).list_artifacts(collect.info.run_id, "data")}
+    assert artifacts == {f"data/{name}.jsonl" for name in ("trajectories", "sft", "ground_truth", "preferences")}
+
+    for method, message in (("off-rl", "holds no preferences rows"), ("sf-sft", "holds no sft rows")):
+        failed = run([sys.executable, "entrypoints/posttrain.py", "--model", model, "--method", method,
+                      "--domain", "qa", "--data", collect.info.run_id], env, check=False)
+        assert failed.returncode == 2 and message in failed.stderr.strip().splitlines()[-1]
+
+    trained = mlflow_run("posttrain", {"model": model, "method": "gt-sft", "domain": "qa", "n": 4, "steps": 2,
+                                       "batch_size": 2, "lr": 1e-3, "max_length": 64}, env)
+    assert "posttrain gt-sft qa from base" in trained.stdout
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    [version] = mlflow.MlflowClient().search_model_versions("name = 'tiny-with-tokenizer-gt-sft-qa'")
+    mlflow.set_tracking_uri(None)
+    assert {key: version.tags[key] for key in ("method", "domain", "start")} == \
+        {"method": "gt-sft", "domain": "qa", "start": "base"}
+    assert int(version.tags["scale"]) > 0

@@ -1,0 +1,112 @@
+"""π-Distill: one set of weights is both a teacher that sees privileged information (the reference
+solution, in context) and a student that does not; no TRL trainer trains one model in two roles,
+so this is a small loop of our own.
+
+Each step, on a batch of prompts:
+
+- teacher loss: cross-entropy of the reference completion given ``hint + prompt``;
+- distillation: the student samples a response to the plain prompt, and the reverse KL
+  ``KL(student(· | prompt, y<t) ‖ teacher(· | hint + prompt, y<t))`` over the vocabulary at every
+  response token pulls the student towards what the teacher would say. The teacher side of the KL
+  is detached: the student moves towards the teacher, not the teacher towards the student.
+
+loss = teacher CE + ``kl_coef`` · reverse KL; both terms and the total are logged per step.
+"""
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import mlflow
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from forgetting.posttrain.trl_methods import objective_summary
+
+
+def with_hint(prompt: str, reference: str) -> str:
+    return f"Reference solution (privileged):{reference}\n\n{prompt}"
+
+
+def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int):
+    """Right-padded ``prompt + completion`` ids with a mask over the completion tokens."""
+    rows = []
+    for prompt, completion in zip(prompts, completions):
+        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
+        ids = (prompt_ids + completion_ids)[-max_length:]
+        rows.append((ids, min(len(completion_ids), len(ids))))
+    length = max(len(ids) for ids, _ in rows)
+    input_ids = torch.full((len(rows), length), tokenizer.pad_token_id, dtype=torch.long)
+    attention = torch.zeros_like(input_ids)
+    completion_mask = torch.zeros_like(input_ids, dtype=torch.bool)
+    for row, (ids, n_completion) in enumerate(rows):
+        input_ids[row, :len(ids)] = torch.tensor(ids)
+        attention[row, :len(ids)] = 1
+        completion_mask[row, len(ids) - n_completion:len(ids)] = True
+    return input_ids, attention, completion_mask
+
+
+def completion_log_probs(model, input_ids, attention, completion_mask) -> torch.Tensor:
+    """Log-probabilities over the vocabulary at the positions that predict completion tokens,
+    stacked in order: shape ``(completion tokens in the batch, vocab)``."""
+    logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
+    return F.log_softmax(logits[completion_mask[:, 1:]], dim=-1)
+
+
+def reverse_kl(model, tokenizer, prompts, hinted, responses, max_length: int) -> torch.Tensor:
+    student = completion_log_probs(model, *encode_pairs(tokenizer, prompts, responses, max_length))
+    with torch.no_grad():
+        teacher = completion_log_probs(model, *encode_pairs(tokenizer, hinted, responses, max_length))
+    return (student.exp() * (student - teacher)).sum(-1).mean()
+
+
+def teacher_loss(model, tokenizer, hinted, references, max_length: int) -> torch.Tensor:
+    input_ids, attention, mask = encode_pairs(tokenizer, hinted, references, max_length)
+    labels = input_ids.masked_fill(~mask, -100)
+    return model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+
+
+@torch.no_grad()
+def sample_responses(model, tokenizer, prompts: list[str], max_new_tokens: int, stop_strings) -> list[str]:
+    from forgetting.evaluation.generation import cut_at_stop
+
+    tokenizer.padding_side = "left"
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    output = model.generate(**inputs, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=max_new_tokens,
+                            pad_token_id=tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    return [cut_at_stop(text, stop_strings) for text in texts]
+
+
+def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
+    from forgetting.models.precision import autocast
+    from forgetting.training.optimizer import adamw_with_warmup
+
+    optimizer, scheduler = adamw_with_warmup(model, config.lr, config.steps)
+    generator = random.Random(config.seed)
+    torch.manual_seed(config.seed)
+    losses = []
+    for step in tqdm(range(1, config.steps + 1), desc="pi-distill", unit="step"):
+        batch = generator.sample(data.rows, min(config.batch_size, len(data.rows)))
+        prompts = [row["prompt"] for row in batch]
+        references = [data.domain.reference(row) for row in batch]
+        hinted = [with_hint(prompt, reference) for prompt, reference in zip(prompts, references)]
+        model.eval()
+        responses = sample_responses(model, tokenizer, prompts, config.max_new_tokens, data.domain.stop_strings)
+        model.train()
+        with autocast(config.precision):
+            ce = teacher_loss(model, tokenizer, hinted, references, config.max_length)
+            kl = reverse_kl(model, tokenizer, prompts, hinted, responses, config.max_length)
+            loss = ce + config.kl_coef * kl
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        losses.append(loss.item())
+        mlflow.log_metrics({"loss": loss.item(), "teacher_ce": ce.item(), "reverse_kl": kl.item(),
+                            "learning_rate": scheduler.get_last_lr()[0]}, step=step)
+    model.eval()
+    return objective_summary(losses, "loss") | {"objective": "pi_loss"}

@@ -1,0 +1,143 @@
+"""The ``posttrain`` stage: one post-training method on one domain from one start, registered.
+
+``start=base`` post-trains ``model`` as given; ``start=safe`` names a safety-aligned ``model``
+(the parameter is the label the analysis groups by, recorded with the checkpoint). Methods that
+learn from collected data (sf-sft, cf-sft: a teacher's correct responses; off-rl: pairs of the
+policy's own correct and incorrect responses) take ``data=<collect run ID>``; sf-sft needs a
+teacher of the start model's family (``model_type``) and cf-sft one of another family.
+The checkpoint is registered as ``<model>-<method>-<domain>`` with alias ``posttrained`` and tags
+method, domain, start, scale (parameters).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import mlflow
+
+from forgetting.errors import UsageError, check_choice, check_range
+from forgetting.models import DEFAULT_MODEL
+from forgetting.models.precision import PRECISIONS
+
+STARTS = ("base", "safe")
+BACKENDS = ("local",)  # the verl cluster backend is not built yet
+
+
+@dataclass(frozen=True)
+class PosttrainConfig:
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "the start model (model spec)"})
+    method: str = field(default="gt-sft", metadata={"help": "gt-sft, sf-sft, cf-sft, self, on-rl, off-rl or pi"})
+    domain: str = field(default="math", metadata={"help": "math, code or qa"})
+    start: str = field(default="base", metadata={"help": "base or safe: which start `model` is"})
+    backend: str = field(default="local", metadata={"help": "local (TRL on this machine)"})
+    data: str = field(default="", metadata={"help": "collect run ID (sf-sft, cf-sft: the teacher's; off-rl: the policy's)"})
+    n: int = field(default=64, metadata={"help": "training prompts (a seeded subset of the domain's train split)"})
+    steps: int = field(default=50, metadata={"help": "optimizer steps (self: over all rounds)"})
+    lr: float = field(default=1e-5, metadata={"help": "learning rate"})
+    batch_size: int = field(default=8, metadata={"help": "sequences per step (on-rl: completions per step)"})
+    max_length: int = field(default=512, metadata={"help": "tokens per training sequence"})
+    max_new_tokens: int = field(default=256, metadata={"help": "tokens per sampled response (self, on-rl, pi)"})
+    beta: float = field(default=0.1, metadata={"help": "DPO beta (off-rl, self)"})
+    kl_coef: float = field(default=0.0, metadata={"help": "on-rl: KL to the start model; pi: weight of the reverse KL"})
+    num_generations: int = field(default=4, metadata={"help": "on-rl: samples per prompt (the GRPO group)"})
+    rounds: int = field(default=2, metadata={"help": "self: SPIN rounds"})
+    checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
+    precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
+    seed: int = field(default=0, metadata={"help": "seed of the prompt subset, sampling and data order"})
+    register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
+
+    def validate(self) -> None:
+        from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
+        from forgetting.rewards.domains import get_domain
+
+        POSTTRAIN_METHODS.get(self.method)
+        get_domain(self.domain)
+        check_choice("start", self.start, STARTS)
+        check_choice("backend", self.backend, BACKENDS)
+        check_choice("precision", self.precision, PRECISIONS)
+        for name in ("n", "steps", "batch_size", "max_length", "max_new_tokens", "rounds", "checkpoint_every"):
+            check_range(name, getattr(self, name), 1)
+        check_range("num_generations", self.num_generations, 2)
+        check_range("lr", self.lr, 0, low_open=True)
+        check_range("beta", self.beta, 0, low_open=True)
+        check_range("kl_coef", self.kl_coef, 0)
+        if self.method == "on-rl" and self.batch_size % self.num_generations:
+            raise UsageError(f"batch_size={self.batch_size} must be a multiple of num_generations="
+                             f"{self.num_generations} (on-rl scores whole groups per step)")
+        needed = COLLECTED_DATA[self.method]
+        if needed and not self.data:
+            raise UsageError(f"method={self.method!r} trains on collected {needed} data: give data=<collect run ID>")
+        if not needed and self.data:
+            raise UsageError(f"method={self.method!r} builds its own data; data={self.data!r} would be ignored")
+        if self.data:
+            self.check_collect_run()
+
+    def check_collect_run(self) -> None:
+        from forgetting.models import resolve_model
+        from forgetting.posttrain import COLLECTED_DATA
+
+        try:
+            run = mlflow.get_run(self.data)
+        except Exception as error:
+            raise UsageError(f"data={self.data!r} is not a run ID of this tracking store") from error
+        if run.data.tags.get("forgetting.entry_point") != "collect" or run.info.status != "FINISHED":
+            raise UsageError(f"data={self.data!r} is not a FINISHED collect run")
+        if run.data.params.get("domain") != self.domain:
+            raise UsageError(f"data={self.data!r} collected domain {run.data.params.get('domain')!r}, "
+                             f"not domain={self.domain!r}")
+        count = {"sft": "n_sft", "preferences": "n_pairs"}[COLLECTED_DATA[self.method]]
+        if not run.data.metrics.get(count):
+            raise UsageError(f"data={self.data!r} holds no {COLLECTED_DATA[self.method]} rows to learn from "
+                             f"({count} = 0: the collected model solved none, or all, of its prompts)")
+        if self.method in ("sf-sft", "cf-sft"):
+            teacher, start = (model_type(resolve_model(spec)) for spec in (run.data.params["model"], self.model))
+            if (teacher == start) != (self.method == "sf-sft"):
+                family = "the same" if self.method == "sf-sft" else "another"
+                raise UsageError(f"method={self.method!r} needs a teacher of {family} family: data={self.data!r} "
+                                 f"was collected from a {teacher} model and the start model is a {start} model")
+
+    def model_name(self) -> str:
+        from forgetting.tracking.checkpoints import registered_name
+
+        return self.register_as or f"{registered_name(self.model)}-{self.method}-{self.domain}"
+
+
+def model_type(location: str) -> str:
+    path = Path(location) / "config.json"
+    return json.loads(path.read_text())["model_type"] if path.is_file() else location
+
+
+def posttrain(config: PosttrainConfig) -> dict[str, float]:
+    """Inside the active run: load the start model, run the method, register the result."""
+    from forgetting.data import load_task
+    from forgetting.models import load_model
+    from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
+    from forgetting.posttrain.collect import collected
+    from forgetting.posttrain.data import MethodData
+    from forgetting.pruning.remove import count_parameters
+    from forgetting.rewards.domains import get_domain
+    from forgetting.tracking import home, log_checkpoint
+    from forgetting.tracking.runs import active_cache_key
+
+    domain = get_domain(config.domain)
+    rows = list(load_task(domain.train_task, "train", seed=config.seed, limit=config.n))
+    needed = COLLECTED_DATA[config.method]
+    data = MethodData(domain, rows, collected(config.data, needed) if needed else None)
+    model, tokenizer = load_model(config.model)
+    work_dir = home() / "resume" / active_cache_key()
+    metrics = POSTTRAIN_METHODS.get(config.method)(model, tokenizer, data, config, work_dir)
+    parameters = count_parameters(model)
+    metrics = {name: value for name, value in metrics.items() if name != "objective"} | {"parameters": parameters}
+    mlflow.log_metrics(metrics)
+    with tempfile.TemporaryDirectory() as directory:
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        log_checkpoint(directory, register_as=config.model_name(), alias="posttrained", version_key=active_cache_key(),
+                       tags={"study": "forgetting", "stage": "posttrain", "method": config.method,
+                             "domain": config.domain, "start": config.start, "scale": parameters,
+                             "start_model": config.model, "step": config.steps})
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return metrics

@@ -1,0 +1,92 @@
+"""Post-training on a tiny model: rewards, the environment, and every method moving its own objective."""
+import pytest
+import torch
+from forgetting.posttrain import POSTTRAIN_METHODS
+from forgetting.posttrain.collect import preference_pairs
+from forgetting.posttrain.data import MethodData
+from forgetting.posttrain.stage import PosttrainConfig
+from forgetting.rewards import REWARDS
+from forgetting.rewards.domains import DOMAINS, Domain
+from forgetting.rewards.environment import DomainEnv, VectorEnv
+from forgetting.rewards.verifiable import code_reward, math_reward, qa_reward
+
+
+def test_math_reward_reads_boxed_or_hash_answers_only():
+    row = {"answer": "1234", "answers": ["1234", "1,234"]}
+    completions = ["so \\boxed{1,234}", "#### 1234.", "The answer is 1234", "#### 1235", "\\boxed{1234.0}"]
+    assert math_reward(completions, [row] * 5) == [1.0, 1.0, 0.0, 0.0, 1.0]
+    latex = {"answer": "\\frac{1}{2}", "answers": ["\\frac{1}{2}"]}
+    assert math_reward(["\\boxed{\\dfrac{1}{2}}", "\\boxed{0.5}"], [latex] * 2) == [1.0, 0.0]
+
+
+def test_qa_reward_is_normalised_exact_match_on_the_first_line():
+    row = {"answers": ["The Beatles", "Beatles"]}
+    assert qa_reward([" beatles.\nmore", " the Beatles!", " Rolling Stones"], [row] * 3) == [1.0, 1.0, 0.0]
+
+
+def test_code_reward_runs_tests_in_the_sandbox():
+    row = {"prompt": "def add(a, b):\n", "tests": "assert add(2, 3) == 5\n"}
+    assert code_reward(["    return a + b\n", "    return a - b\n", "    import os\n    os._exit(0)\n"], [row] * 3) \
+        == [1.0, 0.0, 0.0]
+
+
+def test_environment_has_gems_interface_and_cycles_through_its_prompts():
+    env = DomainEnv("math", "train", seed=0, limit=3)
+    observation, info = env.reset()
+    assert observation.startswith("Question:") and info["domain"] == "math"
+    solution = env.row["solution"]
+    assert env.step(solution) == ("", 1.0, True, False, {"id": info["id"], "domain": "math"})
+    vector = VectorEnv(env, 3)
+    first, _ = vector.reset()
+    again, _ = vector.reset()
+    assert first == again and len(set(first)) == 3
+    _, rewards, terminated, truncated, _ = vector.step(["#### 0"] * 3)
+    assert len(rewards) == 3 and all(terminated) and not any(truncated)
+
+
+def test_ground_truth_completions_earn_the_reward_in_every_domain():
+    for name, domain in DOMAINS.items():
+        rows = list(DomainEnv(name, "train", seed=0, limit=4).rows)
+        references = [domain.reference(row) for row in rows]
+        assert REWARDS.get(domain.reward)(references, rows) == [1.0] * 4, name
+
+
+def test_preference_pairs_pair_distinct_correct_with_incorrect_responses():
+    pairs = preference_pairs("p", ["a", "b", "a", "c", "d"], [1, 0, 1, 1, 0])
+    assert pairs == [{"prompt": "p", "chosen": "a", "rejected": "b"}, {"prompt": "p", "chosen": "c", "rejected": "d"}]
+    assert preference_pairs("p", ["a", "b"], [1, 1]) == []
+
+
+def lowercase_share(completions, rows):
+    """A dense toy reward a random model can climb: the share of lowercase letters."""
+    return [sum(ch.islower() for ch in c) / max(len(c), 1) for c in completions]
+
+
+REWARDS.register("lowercase-share", lowercase_share)
+
+METHOD_DATA = {
+    "gt-sft": None,
+    "sf-sft": [{"prompt": "Question: 2+2?\nAnswer:", "completion": " 4 #### 4"}] * 4,
+    "off-rl": [{"prompt": "Question: 2+2?\nAnswer:", "chosen": " #### 4", "rejected": " #### 5"},
+               {"prompt": "Question: 3+3?\nAnswer:", "chosen": " #### 6", "rejected": " #### 7"}],
+}
+
+
+@pytest.mark.parametrize("method", ["gt-sft", "sf-sft", "off-rl", "self", "on-rl", "pi"])
+def test_every_method_moves_its_own_objective(method, store, tmp_path, tiny_checkpoint_with_tokenizer):
+    import mlflow
+
+    from forgetting.models import load_model
+
+    rows = list(DomainEnv("math", "train", seed=0, limit=4).rows)
+    domain = DOMAINS["math"] if method != "on-rl" else Domain("toy", "gsm8k", ("gsm8k",), "lowercase-share")
+    data = MethodData(domain, rows, METHOD_DATA.get(method))
+    config = PosttrainConfig(method=method, steps=8, lr=3e-3, batch_size=4, max_length=256, max_new_tokens=8,
+                             rounds=2, num_generations=4, checkpoint_every=100, precision="fp32", kl_coef=0.1)
+    model, tokenizer = load_model(str(tiny_checkpoint_with_tokenizer))
+    before = [p.clone() for p in model.parameters()]
+    with mlflow.start_run():
+        metrics = POSTTRAIN_METHODS.get(method)(model, tokenizer, data, config, tmp_path / "work")
+    moved = metrics["objective_end"] - metrics["objective_start"]
+    assert (moved > 0) if metrics["objective_higher_is_better"] else (moved < 0), metrics
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
