@@ -154,8 +154,18 @@ def collect_stage(config):
 
 
 def posttrain_stage(config):
-    """One post-training method on one domain, registered with its method, domain, start and scale."""
+    """One post-training method on one domain, registered with its method, domain, start and scale.
+    On the cluster backend, ``launch=dry-run`` prints the verl job and ``launch=sbatch`` submits it;
+    neither opens a run here (the submitted job runs this stage with ``launch=here``)."""
+    from forgetting.posttrain import cluster
     from forgetting.posttrain.stage import posttrain
+
+    if config.backend == "cluster" and config.launch != "here":
+        configure()
+        config.validate()
+        print(cluster.dry_run(config) if config.launch == "dry-run" else
+              f"posttrain {config.method} {config.domain}: submitted Slurm job {cluster.submit(config)}")
+        return None
 
     run, reused = cached_model_stage("forgetting", "posttrain", config, lambda *_: posttrain(config))
     metrics = run.data.metrics

@@ -259,3 +259,11 @@ def test_forgetting_collect_then_posttrain_through_mlflow_run(env, tiny_checkpoi
     assert {key: version.tags[key] for key in ("method", "domain", "start")} == \
         {"method": "gt-sft", "domain": "qa", "start": "base"}
     assert int(version.tags["scale"]) > 0
+
+
+def test_posttrain_cluster_dry_run_prints_the_verl_job_and_opens_no_run(env):
+    result = run([sys.executable, "entrypoints/posttrain.py", "--method", "on-rl", "--backend", "cluster",
+                  "--launch", "dry-run"], env)
+    assert "python -m verl.trainer.main_ppo" in result.stdout and "#SBATCH --gres=gpu:1" in result.stdout
+    assert "-P launch=here" in result.stdout
+    assert runs_in(env) == []

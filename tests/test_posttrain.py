@@ -90,3 +90,62 @@ def test_every_method_moves_its_own_objective(method, store, tmp_path, tiny_chec
     moved = metrics["objective_end"] - metrics["objective_start"]
     assert (moved > 0) if metrics["objective_higher_is_better"] else (moved < 0), metrics
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+
+@pytest.mark.parametrize("method, config_name", [("gt-sft", "sft_trainer_engine"), ("on-rl", "ppo_trainer")])
+def test_cluster_jobs_compose_with_verls_own_configs(method, config_name, tmp_path):
+    from forgetting.backends.verl import check_overrides, verl_job
+
+    config = PosttrainConfig(method=method, domain="code", steps=7, kl_coef=0.01, num_generations=4, batch_size=8)
+    job = verl_job(config, "/models/start", tmp_path / "train.parquet", tmp_path / "out", gpus=2)
+    assert job.config_name == config_name
+    check_overrides(job)
+    overrides = dict(override.split("=", 1) for override in job.overrides)
+    assert overrides["trainer.total_training_steps"] == "7" and overrides["trainer.n_gpus_per_node"] == "2"
+    if method == "on-rl":
+        assert overrides["algorithm.adv_estimator"] == "grpo" and overrides["actor_rollout_ref.rollout.n"] == "4"
+        assert overrides["actor_rollout_ref.rollout.name"] == "vllm"
+        assert overrides["reward.custom_reward_function.path"].endswith("forgetting/rewards/verl_reward.py")
+    else:
+        assert job.launcher[:1] == ("torchrun",) and job.launcher[-1] == "verl.trainer.sft_trainer"
+
+
+def test_verl_rejects_a_key_it_does_not_have(tmp_path):
+    from dataclasses import replace
+
+    from forgetting.backends.verl import check_overrides, verl_job
+    from forgetting.errors import UsageError
+
+    job = verl_job(PosttrainConfig(method="on-rl"), "/m", tmp_path / "t.parquet", tmp_path / "o", 1)
+    with pytest.raises(UsageError, match="verl rejected the rendered ppo_trainer config"):
+        check_overrides(replace(job, overrides=job.overrides + ("algorithm.no_such_key=1",)))
+
+
+def test_verl_reward_scores_like_the_local_reward():
+    import json
+
+    from forgetting.backends.verl import training_rows
+    from forgetting.rewards.verl_reward import compute_score
+
+    rows = list(DomainEnv("math", "train", seed=0, limit=2).rows)
+    [first, _] = training_rows("grpo", MethodData(DOMAINS["math"], rows, None))
+    assert first["data_source"] == "math" and first["prompt"][0]["content"] == rows[0]["prompt"]
+    truth = first["reward_model"]["ground_truth"]
+    assert compute_score("math", DOMAINS["math"].reference(rows[0]), truth) == 1.0
+    assert compute_score("math", "#### -1", truth) == 0.0 and json.loads(truth)["answer"] == rows[0]["answer"]
+
+
+@pytest.mark.parametrize("changes, names", [
+    ({"method": "off-rl"}, "method='off-rl' trains on collected preferences data"),
+    ({"method": "self", "backend": "cluster"}, "method='self' has no verl trainer"),
+    ({"backend": "cluster"}, "launch='here' needs CUDA GPUs"),
+    ({"method": "on-rl", "batch_size": 6}, "batch_size=6 must be a multiple of num_generations=4"),
+    ({"method": "gt-sft", "data": "abc"}, "builds its own data"),
+    ({"start": "aligned"}, "start='aligned' is not one of"),
+    ({"domain": "chess"}, "domain='chess' is not one of"),
+])
+def test_bad_posttrain_input_is_one_line(changes, names):
+    from forgetting.errors import UsageError
+
+    with pytest.raises(UsageError, match=names):
+        PosttrainConfig(**changes).validate()

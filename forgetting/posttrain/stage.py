@@ -23,7 +23,8 @@ from forgetting.models import DEFAULT_MODEL
 from forgetting.models.precision import PRECISIONS
 
 STARTS = ("base", "safe")
-BACKENDS = ("local",)  # the verl cluster backend is not built yet
+BACKENDS = ("local", "cluster")
+LAUNCHES = ("here", "sbatch", "dry-run")
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,12 @@ class PosttrainConfig:
     method: str = field(default="gt-sft", metadata={"help": "gt-sft, sf-sft, cf-sft, self, on-rl, off-rl or pi"})
     domain: str = field(default="math", metadata={"help": "math, code or qa"})
     start: str = field(default="base", metadata={"help": "base or safe: which start `model` is"})
-    backend: str = field(default="local", metadata={"help": "local (TRL on this machine)"})
+    backend: str = field(default="local", metadata={"help": "local (TRL on this machine) or cluster (verl on GPUs)"})
+    launch: str = field(default="here", metadata={
+        "help": "cluster: here (verl on this machine's GPUs), sbatch (submit a job that runs it there) or dry-run"})
+    gpus: int = field(default=1, metadata={"help": "cluster: GPUs for verl (one node)"})
+    sbatch_options: str = field(default="", metadata={
+        "help": "cluster, sbatch: more #SBATCH options, comma-separated (--partition=gpu,--time=04:00:00)"})
     data: str = field(default="", metadata={"help": "collect run ID (sf-sft, cf-sft: the teacher's; off-rl: the policy's)"})
     n: int = field(default=64, metadata={"help": "training prompts (a seeded subset of the domain's train split)"})
     steps: int = field(default=50, metadata={"help": "optimizer steps (self: over all rounds)"})
@@ -57,6 +63,10 @@ class PosttrainConfig:
         get_domain(self.domain)
         check_choice("start", self.start, STARTS)
         check_choice("backend", self.backend, BACKENDS)
+        check_choice("launch", self.launch, LAUNCHES)
+        check_range("gpus", self.gpus, 1)
+        if self.backend == "cluster":
+            self.check_cluster()
         check_choice("precision", self.precision, PRECISIONS)
         for name in ("n", "steps", "batch_size", "max_length", "max_new_tokens", "rounds", "checkpoint_every"):
             check_range(name, getattr(self, name), 1)
@@ -74,6 +84,29 @@ class PosttrainConfig:
             raise UsageError(f"method={self.method!r} builds its own data; data={self.data!r} would be ignored")
         if self.data:
             self.check_collect_run()
+
+    def check_cluster(self) -> None:
+        import importlib.util
+        import shutil
+
+        from forgetting.backends.verl import check_cluster_method, verl_config_dir
+
+        check_cluster_method(self.method)
+        verl_config_dir()
+        if self.launch == "sbatch":
+            from forgetting.tracking.store import tracking_uri
+
+            if shutil.which("sbatch") is None:
+                raise UsageError("launch='sbatch' needs Slurm's sbatch on PATH; use launch=dry-run to see the script")
+            if not tracking_uri().startswith(("http://", "https://")):
+                raise UsageError(f"launch='sbatch' needs MLFLOW_TRACKING_URI to be a tracking server the GPU node "
+                                 f"can reach, not {tracking_uri()!r}")
+        if self.launch == "here":
+            import torch
+
+            if not torch.cuda.is_available() or importlib.util.find_spec("ray") is None:
+                raise UsageError("backend=cluster launch='here' needs CUDA GPUs and verl's dependencies (ray, vLLM) "
+                                 "on this machine; use launch=sbatch or launch=dry-run")
 
     def check_collect_run(self) -> None:
         from forgetting.models import resolve_model
@@ -126,9 +159,14 @@ def posttrain(config: PosttrainConfig) -> dict[str, float]:
     rows = list(load_task(domain.train_task, "train", seed=config.seed, limit=config.n))
     needed = COLLECTED_DATA[config.method]
     data = MethodData(domain, rows, collected(config.data, needed) if needed else None)
-    model, tokenizer = load_model(config.model)
     work_dir = home() / "resume" / active_cache_key()
-    metrics = POSTTRAIN_METHODS.get(config.method)(model, tokenizer, data, config, work_dir)
+    if config.backend == "cluster":
+        from forgetting.posttrain.cluster import train_with_verl
+
+        model, tokenizer, metrics = train_with_verl(data, config)
+    else:
+        model, tokenizer = load_model(config.model)
+        metrics = POSTTRAIN_METHODS.get(config.method)(model, tokenizer, data, config, work_dir)
     parameters = count_parameters(model)
     metrics = {name: value for name, value in metrics.items() if name != "objective"} | {"parameters": parameters}
     mlflow.log_metrics(metrics)
