@@ -58,9 +58,23 @@ def evaluate_stage(config: EvaluateConfig, study: str | None = None):
                                          f"{metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f}, "
                                          f"{int(metrics['active_parameters']):,} active parameters, "
                                          f"{1000 * metrics['seconds_per_example']:.1f} ms/example, "
-                                         f"peak {metrics['peak_memory_mb']:.0f} MB"}
+                                         f"peak {metrics['peak_memory_mb']:.0f} MB",
+               "forgetting": lambda: forgetting_summary(config, metrics)}
     print(f"evaluate {summary[config.suite]()}  {config.model}  run {run.info.run_id}{' (reused)' if reused else ''}")
     return run
+
+
+def forgetting_summary(config, metrics: dict) -> str:
+    from forgetting.evaluation.forgetting_suite import benchmark_names
+
+    parts = []
+    for name in benchmark_names(config):
+        part = f"{name} {metrics[f'{name}_accuracy']:.3f}"
+        if f"{name}_delta" in metrics:
+            part += (f" ({metrics[f'{name}_delta']:+.3f}: {int(metrics[f'{name}_n_correct_to_incorrect'])} forgotten, "
+                     f"{int(metrics[f'{name}_n_incorrect_to_correct'])} learned)")
+        parts.append(part)
+    return "forgetting: " + ", ".join(parts)
 
 
 def prune_stage(config):

@@ -8,6 +8,8 @@ import mlflow
 import pytest
 import yaml
 
+from forgetting.tracking.runs import logged_table
+
 ROOT = Path(__file__).resolve().parents[1]
 ENTRY_POINTS = sorted(yaml.safe_load((ROOT / "MLproject").read_text())["entry_points"])
 
@@ -259,6 +261,26 @@ def test_forgetting_collect_then_posttrain_through_mlflow_run(env, tiny_checkpoi
     assert {key: version.tags[key] for key in ("method", "domain", "start")} == \
         {"method": "gt-sft", "domain": "qa", "start": "base"}
     assert int(version.tags["scale"]) > 0
+
+    suite = {"suite": "forgetting", "benchmarks": "arc_easy,naturalqs", "limit": 6, "max_new_tokens": 4,
+             "batch_size": 4}
+    mlflow_run("evaluate", {"model": model, **suite}, env)
+    posttrained = "models:/tiny-with-tokenizer-gt-sft-qa@posttrained"
+    evaluated = mlflow_run("evaluate", {"model": posttrained, "reference": model, **suite}, env)
+    assert "forgetting: arc_easy" in evaluated.stdout and "forgotten" in evaluated.stdout
+    [evaluation] = [r for r in runs_in(env, "FINISHED") if r.data.params.get("reference") == model]
+    metrics = evaluation.data.metrics
+    assert metrics["reference_reused"] == 1.0
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    table = logged_table(evaluation.info.run_id, "forgetting/transitions.json")
+    mlflow.set_tracking_uri(None)
+    for benchmark in ("arc_easy", "naturalqs"):
+        rows = table[table["benchmark"] == benchmark]
+        assert len(rows) == metrics[f"{benchmark}_n"] == 6
+        for transition in ("correct_to_incorrect", "incorrect_to_correct"):
+            assert (rows["transition"] == transition).sum() == metrics[f"{benchmark}_n_{transition}"]
+        assert metrics[f"{benchmark}_delta"] == pytest.approx(
+            metrics[f"{benchmark}_accuracy"] - metrics[f"{benchmark}_reference_accuracy"])
 
 
 def test_posttrain_cluster_dry_run_prints_the_verl_job_and_opens_no_run(env):

@@ -149,3 +149,21 @@ def test_bad_posttrain_input_is_one_line(changes, names):
 
     with pytest.raises(UsageError, match=names):
         PosttrainConfig(**changes).validate()
+
+
+def test_transition_counts_add_up_to_the_accuracy_delta():
+    import pandas as pd
+
+    from forgetting.evaluation.transitions import transition_metrics, transition_table
+
+    reference = pd.DataFrame({"benchmark": ["a"] * 5 + ["b"] * 2, "id": ["1", "2", "3", "4", "5", "1", "2"],
+                              "correct": [True, True, False, False, True, True, False]})
+    model = pd.DataFrame({"benchmark": ["a"] * 5 + ["b"] * 2, "id": ["1", "2", "3", "4", "5", "1", "2"],
+                          "correct": [True, False, True, True, False, True, False]})
+    table = transition_table(model, reference)
+    metrics = transition_metrics(table)
+    assert metrics["a_n_correct_to_incorrect"] == 2 and metrics["a_n_incorrect_to_correct"] == 2
+    assert metrics["a_delta"] == pytest.approx(metrics["a_accuracy"] - metrics["a_reference_accuracy"]) == 0
+    assert metrics["b_n_correct_to_correct"] == 1 and metrics["b_n_incorrect_to_incorrect"] == 1
+    assert sum(metrics[f"a_n_{t}"] for t in ("correct_to_incorrect", "incorrect_to_correct", "correct_to_correct",
+                                             "incorrect_to_incorrect")) == metrics["a_n"] == 5

@@ -28,14 +28,11 @@ def check_attacks(config) -> None:
 
 
 def transferred_suffix(run_id: str) -> str:
-    """The universal suffix an earlier ``gcg-universal`` attacks run found (``mlflow.load_table`` only
-    searches the active experiment, so the table is read from the run's artifacts)."""
-    import json
+    """The universal suffix an earlier ``gcg-universal`` attacks run found."""
+    from forgetting.tracking.runs import logged_table
 
     try:
-        path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="attacks/gcg-universal.json")
-        table = json.loads(open(path, encoding="utf-8").read())
-        return str(table["data"][0][table["columns"].index("control")])
+        return str(logged_table(run_id, "attacks/gcg-universal.json")["control"].iloc[0])
     except Exception as error:  # noqa: BLE001 - any lookup failure is the same user error
         raise UsageError(f"transfer_from={run_id!r} is not a finished gcg-universal attacks run") from error
 

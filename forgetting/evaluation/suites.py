@@ -3,6 +3,8 @@
 - ``accuracy``: a multiple-choice, generative or code task (``forgetting.evaluation.accuracy``);
 - ``attacks``: GCG or AutoDAN success rate on harmful behaviours (``attack_suite``);
 - ``probes``: per-layer linear fact probes with a control task (``probe_suite``);
+- ``forgetting``: capability benchmarks through lm-eval, per example, with the correct→incorrect and
+  incorrect→correct transitions from a ``reference`` model (``forgetting_suite``; the forgetting study);
 - ``classification``: a sequence classifier's accuracy, F1, active parameters, time and memory
   (``classification``; the selective study).
 
@@ -23,6 +25,7 @@ EVALUATION_SUITES.register("accuracy", "forgetting.evaluation.accuracy:evaluate_
 EVALUATION_SUITES.register("attacks", "forgetting.evaluation.attack_suite:evaluate_attacks")
 EVALUATION_SUITES.register("probes", "forgetting.evaluation.probe_suite:evaluate_probes")
 EVALUATION_SUITES.register("classification", "forgetting.evaluation.classification:evaluate_classification")
+EVALUATION_SUITES.register("forgetting", "forgetting.evaluation.forgetting_suite:evaluate_forgetting")
 
 COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "seed")
 SUITE_FIELDS = {
@@ -31,13 +34,14 @@ SUITE_FIELDS = {
                 "attack_batch", "generations", "population", "transfer_from"),
     "probes": ("probe_c",),
     "classification": ("task", "split", "limit", "sparse"),
+    "forgetting": ("benchmarks", "reference", "split", "limit", "max_new_tokens"),
 }
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
-    suite: str = field(default="accuracy", metadata={"help": "accuracy, attacks, probes or classification"})
+    suite: str = field(default="accuracy", metadata={"help": "accuracy, attacks, probes, classification or forgetting"})
     task: str = field(default="arc_easy", metadata={
         "help": "accuracy: a multiple-choice, generative or code task; classification: sst2"})
     split: str = field(default="eval", metadata={"help": "train, eval or test (attacks: of the behaviours)"})
@@ -59,6 +63,10 @@ class EvaluateConfig:
     transfer_from: str = field(default="", metadata={
         "help": "gcg-universal: score the suffix found by this earlier attacks run instead of searching"})
     probe_c: float = field(default=1e-3, metadata={"help": "probes: inverse L2 strength of the logistic probes"})
+    benchmarks: str = field(default="arc_easy,arc_challenge,mmlu,hellaswag,boolq,gsm8k,naturalqs", metadata={
+        "help": "forgetting: comma-separated multiple-choice and generative tasks"})
+    reference: str = field(default="", metadata={
+        "help": "forgetting: the model to count transitions from (the start of post-training; '' = none)"})
     sparse: bool = field(default=False, metadata={
         "help": "classification: run pruned Linear layers as SparseLinear (CSR) to measure real sparse time/memory"})
 
@@ -79,6 +87,11 @@ class EvaluateConfig:
             from forgetting.evaluation.classification import check_classification
 
             check_classification(self)
+        elif self.suite == "forgetting":
+            from forgetting.evaluation.forgetting_suite import check_forgetting
+
+            check_range("max_new_tokens", self.max_new_tokens, 1)
+            check_forgetting(self)
         else:
             check_range("probe_c", self.probe_c, 0, low_open=True)
 

@@ -125,3 +125,15 @@ def continue_history(previous: Run, run: Run, keys: list[str], before_step: int)
     client.set_tag(run.info.run_id, f"{TAG}resumed_from", previous.info.run_id)
     if previous.info.status == "RUNNING":
         client.set_terminated(previous.info.run_id, "KILLED")
+
+
+def logged_table(run_id: str, artifact_file: str):
+    """A table ``mlflow.log_table`` wrote, as a DataFrame, from any experiment (``mlflow.load_table``
+    only searches the active one)."""
+    import json
+
+    import pandas as pd
+
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact_file)
+    table = json.loads(open(path, encoding="utf-8").read())
+    return pd.DataFrame(table["data"], columns=table["columns"])

@@ -1,0 +1,129 @@
+"""``evaluate -P suite=forgetting``: capability benchmarks through lm-evaluation-harness, per example,
+and the transitions from a reference model (usually the start of post-training).
+
+Each benchmark's rows (the project's real, seeded ``split``) are written as an offline lm-eval task
+(``dataset_path: json``): multiple-choice tasks score by log-likelihood (lm-eval's ``acc``);
+generative ones (GSM8K, NQ, TriviaQA, MATH) generate greedily through lm-eval and each response is
+scored by the project's answer matcher (the same rule as the domain rewards). ``log_samples`` gives
+the per-example correctness. With ``reference`` set, the reference's per-example results come from
+its own FINISHED forgetting-suite run with the same benchmarks, split, limit and seed when one
+exists (so a start model is scored once for all its post-trained descendants), else are scored in
+this run; the transition table and counts are logged (``forgetting.evaluation.transitions``).
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+
+from forgetting.errors import check_choice
+
+GENERATIVE_STOP = ["\n\nQuestion:", "\nQuestion:", "<|im_end|>", "<|endoftext|>"]
+EXAMPLES_ARTIFACT = "forgetting/examples.json"
+
+
+def benchmark_names(config) -> list[str]:
+    return [name.strip() for name in config.benchmarks.split(",") if name.strip()]
+
+
+def check_forgetting(config) -> None:
+    from forgetting.data import task_kind, task_names
+
+    scorable = [t for t in task_names() if task_kind(t) in ("multiple_choice", "generative")]
+    names = benchmark_names(config)
+    if not names:
+        check_choice("benchmarks", config.benchmarks, scorable)
+    for name in names:
+        check_choice("benchmarks", name, scorable)
+    if config.reference:
+        from forgetting.models import resolve_model
+
+        resolve_model(config.reference)
+
+
+def write_generative_task(name: str, rows, directory: Path, max_new_tokens: int) -> str:
+    task_name = f"forgetting_{name}"
+    data_file = directory / f"{task_name}.jsonl"
+    data_file.write_text("".join(json.dumps({"id": r["id"], "prompt": r["prompt"], "answer": r["answer"]}) + "\n"
+                                 for r in rows), encoding="utf-8")
+    task = {"task": task_name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data_file)}},
+            "output_type": "generate_until", "test_split": "test", "doc_to_text": "{{prompt}}",
+            "doc_to_target": "{{answer}}",
+            "generation_kwargs": {"until": GENERATIVE_STOP, "max_gen_toks": max_new_tokens, "do_sample": False},
+            "metric_list": [{"metric": "exact_match", "aggregation": "mean", "higher_is_better": True}]}
+    import yaml
+
+    (directory / f"{task_name}.yaml").write_text(yaml.safe_dump(task, sort_keys=False))
+    return task_name
+
+
+def score_benchmarks(model_dir: str, config) -> pd.DataFrame:
+    """Per-example correctness of one model: columns benchmark, id, correct, response."""
+    from forgetting.data import load_task, task_kind
+    from forgetting.evaluation.generative import is_correct
+    from forgetting.evaluation.lm_eval_bridge import run_lm_eval, write_multiple_choice_task
+
+    rows_by_task, tasks = {}, {}
+    with tempfile.TemporaryDirectory() as directory:
+        for name in benchmark_names(config):
+            rows = list(load_task(name, config.split, seed=config.seed, limit=config.limit or None))
+            rows_by_task[name] = {row["id"]: row for row in rows}
+            tasks[name] = (write_multiple_choice_task(name, rows, directory) if task_kind(name) == "multiple_choice"
+                           else write_generative_task(name, rows, Path(directory), config.max_new_tokens))
+        output = run_lm_eval(model_dir, directory, list(tasks.values()), config.batch_size, log_samples=True)
+    records = []
+    for name, task_name in tasks.items():
+        for sample in output["samples"][task_name]:
+            doc_id = str(sample["doc"]["id"])
+            if "acc" in sample:
+                records.append({"benchmark": name, "id": doc_id, "correct": bool(sample["acc"]), "response": ""})
+            else:
+                response = sample["filtered_resps"][0]
+                response = response[0] if isinstance(response, list) else response
+                correct, _ = is_correct(name, response, rows_by_task[name][doc_id])
+                records.append({"benchmark": name, "id": doc_id, "correct": bool(correct), "response": response})
+    return pd.DataFrame(records, columns=["benchmark", "id", "correct", "response"])
+
+
+def reference_examples(config) -> pd.DataFrame | None:
+    """The per-example table of the reference's own FINISHED forgetting-suite run with the same data, if any."""
+    from dataclasses import replace
+
+    from forgetting.tracking.runs import logged_table
+
+    wanted = replace(config, model=config.reference, reference="")
+    query = ("tags.`forgetting.entry_point` = 'evaluate' and attributes.status = 'FINISHED' "
+             f"and params.suite = 'forgetting' and params.model = '{wanted.model}'")
+    for run in mlflow.search_runs(search_all_experiments=True, filter_string=query, output_format="list",
+                                  order_by=["attributes.start_time DESC"]):
+        params = run.data.params
+        # `mlflow run` logs an empty -P default shell-quoted, as ''.
+        if params.get("reference") in ("", "''") and all(params.get(k) == str(getattr(wanted, k))
+                                                          for k in ("benchmarks", "split", "limit", "seed")):
+            table = logged_table(run.info.run_id, EXAMPLES_ARTIFACT)
+            return table.astype({"id": str, "correct": bool})[["benchmark", "id", "correct", "response"]]
+    return None
+
+
+def evaluate_forgetting(config) -> dict[str, float]:
+    from forgetting.evaluation.transitions import transition_metrics, transition_table
+    from forgetting.models import resolve_model
+
+    examples = score_benchmarks(resolve_model(config.model), config)
+    mlflow.log_table(examples, artifact_file=EXAMPLES_ARTIFACT)
+    metrics = {f"{name}_accuracy": float(rows["correct"].mean()) for name, rows in examples.groupby("benchmark")}
+    if config.reference:
+        reference = reference_examples(config)
+        metrics["reference_reused"] = float(reference is not None)
+        if reference is None:
+            reference = score_benchmarks(resolve_model(config.reference), config)
+        table = transition_table(examples, reference)
+        mlflow.log_table(table, artifact_file="forgetting/transitions.json")
+        metrics |= transition_metrics(table)
+    metrics["mean_accuracy"] = sum(v for k, v in metrics.items() if k.endswith("_accuracy")
+                                   and not k.endswith("reference_accuracy")) / len(benchmark_names(config))
+    mlflow.log_metrics(metrics)
+    return metrics
