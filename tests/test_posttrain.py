@@ -167,3 +167,30 @@ def test_transition_counts_add_up_to_the_accuracy_delta():
     assert metrics["b_n_correct_to_correct"] == 1 and metrics["b_n_incorrect_to_incorrect"] == 1
     assert sum(metrics[f"a_n_{t}"] for t in ("correct_to_incorrect", "incorrect_to_correct", "correct_to_correct",
                                              "incorrect_to_incorrect")) == metrics["a_n"] == 5
+
+
+@pytest.mark.parametrize("method, teacher_type, error", [
+    ("sf-sft", "llama", None), ("cf-sft", "gemma3_text", None),
+    ("sf-sft", "gemma3_text", "needs a teacher of the same family"),
+    ("cf-sft", "llama", "needs a teacher of another family")])
+def test_teacher_family_is_checked_against_the_start_model(method, teacher_type, error, store, tmp_path):
+    import json
+
+    import mlflow
+
+    from forgetting.errors import UsageError
+
+    folders = {}
+    for name, model_type in (("start", "llama"), ("teacher", teacher_type)):
+        folders[name] = tmp_path / name
+        folders[name].mkdir()
+        (folders[name] / "config.json").write_text(json.dumps({"model_type": model_type}))
+    with mlflow.start_run(tags={"forgetting.entry_point": "collect"}) as run:
+        mlflow.log_params({"model": str(folders["teacher"]), "domain": "math"})
+        mlflow.log_metric("n_sft", 3)
+    config = PosttrainConfig(model=str(folders["start"]), method=method, data=run.info.run_id)
+    if error is None:
+        config.validate()
+    else:
+        with pytest.raises(UsageError, match=error):
+            config.validate()

@@ -28,14 +28,14 @@ from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.models.precision import PRECISIONS
 
-METHOD_CHOICES = ("untrac", "untrac-inv", "tracin", "all")
+METHODS = ("untrac", "untrac-inv", "tracin")
 GROUND_TRUTH = "leave-dataset-out"
 
 
 @dataclass(frozen=True)
 class AttributeConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
-    method: str = field(default="all", metadata={"help": "untrac, untrac-inv, tracin or all"})
+    method: str = field(default="all", metadata={"help": "untrac, untrac-inv, tracin, a comma-separated list, or all"})
     train_data: str = field(default="planted", metadata={
         "help": "an experiment (planted, toxicity) or a JSONL file of {source, text}"})
     test_data: str = field(default="planted", metadata={
@@ -62,7 +62,8 @@ class AttributeConfig:
     seed: int = field(default=0, metadata={"help": "seed of the mixture, its training and the splits"})
 
     def validate(self) -> None:
-        check_choice("method", self.method, METHOD_CHOICES)
+        for method in self.methods() or [self.method]:
+            check_choice("method", method, METHODS if self.method != "all" else ("all",))
         check_choice("precision", self.precision, PRECISIONS)
         check_range("unlearning_rate", self.unlearning_rate, 0, low_open=True)
         check_range("train_lr", self.train_lr, 0, low_open=True)
@@ -89,7 +90,7 @@ class AttributeConfig:
         return self.train_data in MIXTURES
 
     def methods(self) -> list[str]:
-        return ["untrac", "untrac-inv", "tracin"] if self.method == "all" else [self.method]
+        return list(METHODS) if self.method == "all" else [m.strip() for m in self.method.split(",") if m.strip()]
 
 
 def read_jsonl(path: str, parameter: str, keys: tuple[str, ...], experiments: list[str] = ()) -> list[dict]:
@@ -154,6 +155,7 @@ def attribute(config: AttributeConfig) -> dict[str, float]:
             started = time.perf_counter()
             record(GROUND_TRUTH, leave_dataset_out(model, train, sources, test, **mixture_training))
             metrics[f"runtime_s_{GROUND_TRUTH}"] = time.perf_counter() - started
+            mlflow.log_metrics(metrics)
         model = copy.deepcopy(model)
         checkpoints = train_on_mixture(model, train, checkpoints=config.checkpoints, **mixture_training)
     budget = Budget(config.unlearning_rate, config.unlearning_steps, config.batch_size, config.gradient_checkpointing)
@@ -163,6 +165,7 @@ def attribute(config: AttributeConfig) -> dict[str, float]:
                                                  parameters=config.tracin_parameters)
         metrics[f"runtime_s_{method}"] = time.perf_counter() - started
         record(method, result.per_source)
+        mlflow.log_metrics(metrics)
         if result.per_example is not None:
             examples = result.per_example.assign(text=[row["text"][:200] for row in train_rows])
             mlflow.log_table(examples, artifact_file=f"attribution/{method}_examples.json")

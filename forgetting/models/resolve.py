@@ -1,6 +1,6 @@
 """One resolver for every model spec a stage accepts.
 
-Specs: ``smollm2-135m`` (bundled default), a local Hugging Face checkpoint directory,
+Specs: ``smollm2-135m`` (bundled default), ``gemma3-270m`` (bundled, another family), a local Hugging Face checkpoint directory,
 ``models:/name@alias``, ``models:/name/version``, ``runs:/<id>/<path>``, a run ID, or a hub id
 (``org/name``; needs hub access or a warm HF cache).
 """
@@ -11,10 +11,10 @@ import re
 from pathlib import Path
 
 from forgetting.errors import UsageError
-from forgetting.models.bundled import DEFAULT_MODEL, bundled_model_dir
+from forgetting.models.bundled import BUNDLED, DEFAULT_MODEL, bundled_model_dir
 
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
-ACCEPTED = (f"{DEFAULT_MODEL}, a local HF checkpoint directory, models:/name@alias, "
+ACCEPTED = (f"{', '.join(BUNDLED)}, a local HF checkpoint directory, models:/name@alias, "
             "models:/name/version, runs:/<id>/<path>, a run ID, or a hub id org/name")
 
 
@@ -24,8 +24,8 @@ def resolve_model(spec: str) -> str:
 
     if not spec:
         raise UsageError(f"model is empty; use {ACCEPTED}")
-    if spec == DEFAULT_MODEL:
-        return str(bundled_model_dir())
+    if spec in BUNDLED:
+        return str(bundled_model_dir(spec))
     path = Path(spec).expanduser()
     if path.is_dir():
         if not (path / "config.json").exists():

@@ -81,7 +81,7 @@ def collect(config: CollectConfig) -> dict[str, float]:
     rewards = []
     for sample in range(config.samples):
         env.reset()  # the environment cycles through the same n prompts
-        _, sample_rewards, terminated, truncated, infos = env.step([c[sample] for c in completions])
+        _, sample_rewards, *_ = env.step([c[sample] for c in completions])
         rewards.append(sample_rewards)
     metadata = {"model": config.model, "engine": config.engine, "temperature": config.temperature,
                 "task": env.env.domain.train_task}

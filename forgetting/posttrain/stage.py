@@ -145,7 +145,6 @@ def model_type(location: str) -> str:
 
 def posttrain(config: PosttrainConfig) -> dict[str, float]:
     """Inside the active run: load the start model, run the method, register the result."""
-    from forgetting.data import load_task
     from forgetting.models import load_model
     from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
     from forgetting.posttrain.collect import collected
@@ -156,7 +155,7 @@ def posttrain(config: PosttrainConfig) -> dict[str, float]:
     from forgetting.tracking.runs import active_cache_key
 
     domain = get_domain(config.domain)
-    rows = list(load_task(domain.train_task, "train", seed=config.seed, limit=config.n))
+    rows = domain.rows("train", config.seed, config.n)
     needed = COLLECTED_DATA[config.method]
     data = MethodData(domain, rows, collected(config.data, needed) if needed else None)
     work_dir = home() / "resume" / active_cache_key()

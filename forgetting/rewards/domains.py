@@ -3,6 +3,8 @@ which reward verifies a response, and what the ground-truth response is.
 
 Prompts are plain text in the task's own format (``"Question: ...\\nAnswer:"``, MBPP's docstring),
 so a base and an instruct model read the same thing and TRL sees standard prompt-completion data.
+A domain whose reward checks a format says so in the prompt (``instruction``, on the line before
+``Answer:``): math asks for the ``####`` line its reward reads.
 """
 from __future__ import annotations
 
@@ -19,6 +21,18 @@ class Domain:
     eval_tasks: tuple[str, ...]      # held out: their "eval" split never overlaps the training prompts
     reward: str                      # a ``forgetting.rewards.REWARDS`` name
     stop_strings: tuple[str, ...] = STOP_STRINGS
+    instruction: str = ""
+
+    def rows(self, split: str = "train", seed: int = 0, limit: int | None = None) -> list[dict]:
+        """Training rows (``split="train"``) or rows of the first held-out task, prompts instructed."""
+        from forgetting.data import load_task
+
+        task = self.train_task if split == "train" else self.eval_tasks[0]
+        rows = [dict(row) for row in load_task(task, split, seed=seed, limit=limit)]
+        if self.instruction:
+            for row in rows:
+                row["prompt"] = f"{row['prompt'].removesuffix('Answer:')}{self.instruction}\nAnswer:"
+        return rows
 
     def reference(self, row) -> str:
         """The ground-truth completion of a training row (what gt-sft learns)."""
@@ -30,9 +44,11 @@ class Domain:
 
 
 DOMAINS = {
-    "math": Domain("math", "gsm8k", ("gsm8k", "math500"), "math"),
+    "math": Domain("math", "gsm8k", ("gsm8k", "math500"), "math",
+                   instruction="Solve it step by step, then write the final answer on its own line as #### <number>."),
     "code": Domain("code", "mbpp", ("humaneval",), "code", CODE_STOP_STRINGS),
-    "qa": Domain("qa", "naturalqs", ("naturalqs",), "qa"),
+    # Trained on TriviaQA, evaluated on held-out NaturalQuestions: no question is in both.
+    "qa": Domain("qa", "triviaqa", ("naturalqs",), "qa"),
 }
 
 

@@ -15,11 +15,8 @@ TERMINAL = ""
 
 class DomainEnv:
     def __init__(self, domain: str, split: str = "train", seed: int = 0, limit: int | None = None):
-        from forgetting.data import load_task
-
         self.domain = get_domain(domain)
-        task = self.domain.train_task if split == "train" else self.domain.eval_tasks[0]
-        self.rows = list(load_task(task, split, seed=seed, limit=limit))
+        self.rows = self.domain.rows(split, seed, limit)
         self.index, self.row = -1, None
 
     def __len__(self) -> int:
