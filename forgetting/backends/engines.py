@@ -42,7 +42,7 @@ def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, t
     completions, generated = [], 0
     for start in tqdm(range(0, len(prompts), batch_size), desc="collect", unit="batch", leave=False):
         batch = prompts[start:start + batch_size]
-        inputs = tokenizer(batch, return_tensors="pt", padding=True, add_special_tokens=False)
+        inputs = tokenizer(batch, return_tensors="pt", padding=True)  # with BOS where the model has one (Gemma)
         with torch.no_grad(), autocast(precision):
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, num_return_sequences=samples,
                                     stop_strings=list(stop_strings), tokenizer=tokenizer,

@@ -24,8 +24,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, ba
     completions, generated = [""] * len(prompts), 0
     for start in tqdm(range(0, len(order), batch_size), desc="generate", unit="batch", leave=False):
         batch = order[start:start + batch_size]
-        inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True,
-                           add_special_tokens=False)
+        inputs = tokenizer([prompts[i] for i in batch], return_tensors="pt", padding=True)  # BOS where one exists
         with autocast(precision):
             new_tokens = greedy_decode(model, tokenizer, inputs["input_ids"], inputs["attention_mask"],
                                        max_new_tokens, stop_strings)

@@ -33,7 +33,7 @@ def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_leng
     """Right-padded ``prompt + completion`` ids with a mask over the completion tokens."""
     rows = []
     for prompt, completion in zip(prompts, completions):
-        prompt_ids = tokenizer(prompt, add_special_tokens=False)["input_ids"]
+        prompt_ids = tokenizer(prompt)["input_ids"]  # with BOS where the model has one
         completion_ids = tokenizer(completion, add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]
         ids = (prompt_ids + completion_ids)[-max_length:]
         rows.append((ids, min(len(completion_ids), len(ids))))
@@ -73,7 +73,7 @@ def sample_responses(model, tokenizer, prompts: list[str], max_new_tokens: int, 
     from forgetting.evaluation.generation import cut_at_stop
 
     tokenizer.padding_side = "left"
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True)
     output = model.generate(**inputs, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=max_new_tokens,
                             pad_token_id=tokenizer.pad_token_id)
     texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
