@@ -247,7 +247,7 @@ def test_analyze_of_an_empty_study_says_what_is_missing(study, tmp_path):
     path = analyze_stage(AnalyzeConfig(study="attribution", output=str(tmp_path / "out" / "empty.html")))
     page = path.read_text()
     assert path == tmp_path / "out" / "empty.html"
-    assert "No FINISHED finetune runs" in page and "No FINISHED train runs" in page and "No model versions" in page
+    assert "No FINISHED attribute runs in study &#x27;attribution&#x27;" in page and "No model versions" in page
     assert "plotly.js v" not in page
 
 

@@ -87,7 +87,6 @@ class PosttrainConfig:
 
     def check_cluster(self) -> None:
         import importlib.util
-        import shutil
 
         from forgetting.backends.verl import check_cluster_method, verl_config_dir
 
