@@ -62,8 +62,9 @@ class AttributeConfig:
     seed: int = field(default=0, metadata={"help": "seed of the mixture, its training and the splits"})
 
     def validate(self) -> None:
-        for method in self.methods() or [self.method]:
-            check_choice("method", method, METHODS if self.method != "all" else ("all",))
+        if self.method != "all":
+            for method in self.methods() or [self.method]:
+                check_choice("method", method, METHODS)
         check_choice("precision", self.precision, PRECISIONS)
         check_range("unlearning_rate", self.unlearning_rate, 0, low_open=True)
         check_range("train_lr", self.train_lr, 0, low_open=True)
