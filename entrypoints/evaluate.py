@@ -1,5 +1,6 @@
-"""evaluate: one suite on a model spec: task accuracy, safety attacks (GCG, AutoDAN), linear fact probes, or a
-classifier's accuracy, active parameters, time and memory."""
+"""evaluate: one suite on a model spec: task accuracy, safety attacks (GCG, AutoDAN), linear fact probes, a
+classifier's accuracy, active parameters, time and memory, or the forgetting study's suites (forgetting,
+safety, policy, representation, all)."""
 from forgetting.cli import parse_config, run_cli
 from forgetting.evaluation.suites import EvaluateConfig
 

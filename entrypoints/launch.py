@@ -1,5 +1,6 @@
-"""launch: a study's grid as Slurm array jobs (prune -> train -> finetune -> analyze, chained with afterok),
-each task an ``mlflow run`` of one stage against the tracking server; dry run prints the scripts."""
+"""launch: a study's grid as Slurm array jobs chained with afterok (unlearning: prune -> train -> finetune ->
+analyze; forgetting: collect -> posttrain -> evaluate -> analyze), each task an ``mlflow run`` of one stage
+against the tracking server; dry run prints the scripts."""
 from forgetting.backends.slurm import LaunchConfig
 from forgetting.cli import parse_config, run_cli
 

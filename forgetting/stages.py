@@ -9,7 +9,7 @@ from forgetting.evaluation.suites import EvaluateConfig, run_suite
 from forgetting.models import resolve_model
 from forgetting.tracking import configure, run_stage
 
-LINEAGE_KEYS = ("method", "sparsity", "step", "granularity", "source_stage")
+LINEAGE_KEYS = ("method", "sparsity", "step", "granularity", "source_stage", "domain", "start")
 
 
 def cached_model_stage(study: str | None, entry_point: str, config, body, params: dict | None = None,
@@ -30,15 +30,16 @@ def cached_model_stage(study: str | None, entry_point: str, config, body, params
 def lineage(spec: str, study: str | None = None) -> dict:
     """What a checkpoint descends from, read from its registered version's tags: pruning
     ``method`` (``none`` for an unpruned model), ``sparsity``, ``granularity``, training ``step``
-    and the ``source_stage`` that made it; ``study`` is the one given, else the checkpoint's own
-    (``foundation`` for a model outside the registry)."""
+    and the ``source_stage`` that made it, a post-trained model's ``domain`` and ``start``; ``study``
+    is the one given, else the checkpoint's own (``foundation`` for a model outside the registry)."""
     from forgetting.tracking.checkpoints import checkpoint_version, is_tracking_uri
 
     version = checkpoint_version(spec) if is_tracking_uri(spec) else None
     tags = version.tags if version else {}
     return {"study": study or tags.get("study", "foundation"), "method": tags.get("method", "none"),
             "sparsity": float(tags.get("sparsity", 0.0)), "step": int(tags.get("step", 0)),
-            "granularity": tags.get("granularity", "neuron"), "source_stage": tags.get("stage", "none")}
+            "granularity": tags.get("granularity", "neuron"), "source_stage": tags.get("stage", "none"),
+            "domain": tags.get("domain", "none"), "start": tags.get("start", "none")}
 
 
 def evaluate_stage(config: EvaluateConfig, study: str | None = None):
@@ -59,7 +60,12 @@ def evaluate_stage(config: EvaluateConfig, study: str | None = None):
                                          f"{int(metrics['active_parameters']):,} active parameters, "
                                          f"{1000 * metrics['seconds_per_example']:.1f} ms/example, "
                                          f"peak {metrics['peak_memory_mb']:.0f} MB",
-               "forgetting": lambda: forgetting_summary(config, metrics)}
+               "forgetting": lambda: forgetting_summary(config, metrics),
+               "safety": lambda: safety_summary(metrics),
+               "policy": lambda: policy_summary(metrics),
+               "representation": lambda: representation_summary(metrics),
+               "all": lambda: "; ".join([forgetting_summary(config, metrics), safety_summary(metrics),
+                                         policy_summary(metrics), representation_summary(metrics)])}
     print(f"evaluate {summary[config.suite]()}  {config.model}  run {run.info.run_id}{' (reused)' if reused else ''}")
     return run
 
@@ -75,6 +81,22 @@ def forgetting_summary(config, metrics: dict) -> str:
                      f"{int(metrics[f'{name}_n_incorrect_to_correct'])} learned)")
         parts.append(part)
     return "forgetting: " + ", ".join(parts)
+
+
+def safety_summary(metrics: dict) -> str:
+    return (f"safety: refusal rate {metrics['refusal_rate']:.3f} on {int(metrics['n_harmful'])} harmful requests, "
+            f"benign compliance {metrics['benign_compliance_rate']:.3f} on {int(metrics['n_benign'])}")
+
+
+def policy_summary(metrics: dict) -> str:
+    return (f"policy: Self-BLEU {metrics['self_bleu']:.3f}, distinct-1/2 {metrics['distinct_1']:.3f}/"
+            f"{metrics['distinct_2']:.3f}, length mean {metrics['length_mean']:.1f} tokens, ECE {metrics['ece']:.3f}")
+
+
+def representation_summary(metrics: dict) -> str:
+    return (f"representation: CKA mean {metrics['cka_mean']:.3f} (min {metrics['cka_min']:.3f}), weight-delta "
+            f"effective rank {metrics['weight_delta_effective_rank']:.1f}, refusal direction retained "
+            f"{metrics['refusal_direction_retained']:.3f} at layer {int(metrics['refusal_direction_layer'])}")
 
 
 def prune_stage(config):

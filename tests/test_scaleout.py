@@ -343,3 +343,60 @@ def test_lost_server_retries_then_fails_clearly_keeps_the_checkpoint_and_registe
         status = database.execute(sqlalchemy.text("SELECT status FROM runs WHERE run_uuid = :id"),
                                   {"id": run.info.run_id}).scalar()
     assert status == "RUNNING"  # left for the resumed stage to mark KILLED (runs.continue_history)
+
+
+def test_forgetting_grid_chains_collect_posttrain_evaluate_and_looks_up_the_collect_run(
+        tmp_path, capsys, tiny_checkpoint_with_tokenizer):
+    safe = str(tiny_checkpoint_with_tokenizer)
+    config = quick_config(tmp_path, study="forgetting", preset="smoke", storage="", safe_model=safe)
+    texts = launch(config)
+    assert list(texts) == ["01-collect.sbatch", "02-posttrain.sbatch", "03-evaluate.sbatch", "04-analyze.sbatch",
+                           "submit.sh"]
+    for text in texts.values():
+        assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+    assert "#SBATCH --array=0-1%3\n" in texts["01-collect.sbatch"]  # one per start: off-rl and sf-sft share it
+    assert "#SBATCH --array=0-5%3\n" in texts["02-posttrain.sbatch"]  # 3 methods x 2 starts
+    assert "slurm prepare forgetting  #" in texts["submit.sh"]
+
+    lookups = tmp_path / "lookups"
+    fake_commands(tmp_path / "bin", mlflow='printf "%s\\n" "$@"',
+                  python=f'if [ "$3" = upstream ]; then echo "$*" >> {lookups}; echo "run-${{6#model=}}"; fi')
+    tasks = []
+    for index in range(6):
+        result = run_script(texts["02-posttrain.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID=str(index))
+        assert result.returncode == 0, result.stderr
+        words = result.stdout.splitlines()
+        tasks.append(dict(w.split("=", 1) for w in words[9::2]))
+    by_start = {(t["start"], t["method"]): t for t in tasks}
+    assert by_start[("base", "gt-sft")]["data"] == "" and by_start[("base", "gt-sft")]["backend"] == "cluster"
+    assert by_start[("base", "off-rl")]["backend"] == "local"  # verl has no DPO
+    assert by_start[("base", "sf-sft")]["data"] == "run-smollm2-135m"
+    assert by_start[("safe", "off-rl")]["data"] == f"run-{safe}" and by_start[("safe", "off-rl")]["model"] == safe
+    assert f"-m forgetting.backends.slurm upstream forgetting collect model={safe} domain=math" in lookups.read_text()
+
+    fake_commands(tmp_path / "bin", python='if [ "$3" = upstream ]; then echo "error: no run" >&2; exit 2; fi')
+    failed = run_script(texts["02-posttrain.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID="1")
+    assert failed.returncode == 2 and "error: no run" in failed.stderr and "run\n." not in failed.stdout
+
+    result = run_script(texts["03-evaluate.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID="0")
+    evaluated = dict(w.split("=", 1) for w in result.stdout.splitlines()[9::2])
+    assert evaluated["suite"] == "all" and evaluated["model"] == "models:/smollm2-135m-gt-sft-math@posttrained"
+    assert evaluated["reference"] == "smollm2-135m"
+
+
+def test_upstream_lookup_finds_the_newest_finished_run_with_those_parameters(store):
+    from forgetting.backends.slurm import upstream_run
+    from forgetting.errors import UsageError
+    from forgetting.tracking import experiment_id
+
+    ids = []
+    for status in ("FINISHED", "FINISHED", "FAILED"):
+        with mlflow.start_run(experiment_id=experiment_id("forgetting"),
+                              tags={"forgetting.entry_point": "collect", "forgetting.study": "forgetting"}) as run:
+            mlflow.log_params({"model": "m", "domain": "math"})
+            ids.append(run.info.run_id)
+        mlflow.MlflowClient().set_terminated(run.info.run_id, status)
+        time.sleep(0.01)
+    assert upstream_run("forgetting", "collect", {"model": "m", "domain": "math"}) == ids[1]
+    with pytest.raises(UsageError, match="no FINISHED collect run with model=m domain=qa in study 'forgetting'"):
+        upstream_run("forgetting", "collect", {"model": "m", "domain": "qa"})

@@ -23,7 +23,8 @@ UNLEARNING_INTRO = ("Method <code>none</code> is the unpruned dense model, drawn
                     "Accuracies are fractions of correct answers shown as percentages.",
                     "Results at the last Python-training step")
 # Studies with their own frames and figures; the others reuse the unlearning study's stages.
-STUDY_ANALYSES = {"selective": "forgetting.analysis.selective", "attribution": "forgetting.analysis.attribution"}
+STUDY_ANALYSES = {"selective": "forgetting.analysis.selective", "attribution": "forgetting.analysis.attribution",
+                  "forgetting": "forgetting.analysis.forgetting"}
 
 
 def report_path(study: str, output: str = "") -> Path:

@@ -1,8 +1,11 @@
 """A study grid as Slurm jobs: one array job per stage, each stage after the previous one succeeded.
 
-The grid is the one ``main`` runs (``forgetting.unlearning.PRESETS`` through ``stage_configs``):
-an array task per prune config, per training start (the dense model and every pruned one) and per
-(checkpoint, task) fine-tune sweep, then one analyze job. Each task calls
+The unlearning grid is the one ``main`` runs (``forgetting.unlearning.PRESETS`` through
+``stage_configs``): an array task per prune config, per training start (the dense model and every
+pruned one) and per (checkpoint, task) fine-tune sweep, then one analyze job. The forgetting grid
+(``forgetting.posttrain.grid``) is collect → posttrain → evaluate → analyze; with
+``posttrain_backend=cluster`` its SFT and GRPO jobs run verl (Ray, vLLM rollout) on the task's GPUs,
+and a posttrain task finds the collect run it learns from when it starts (``upstream``). Each task calls
 ``mlflow run . -e <stage> --env-manager local -P …`` with ``MLFLOW_TRACKING_URI`` set to the
 tracking server, so the entry points run as they do on a laptop. Stages find their upstream
 checkpoints through registry aliases that the upstream stage sets (``models:/<name>@pruned``,
@@ -25,18 +28,24 @@ from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.tracking.store import PROJECT_ROOT, home
 
-STUDIES = ("unlearning",)
+STUDIES = ("unlearning", "forgetting")
+POSTTRAIN_BACKENDS = ("local", "cluster")
 SLURM_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
 SLURM_MEMORY = re.compile(r"^\d+[KMGT]?$")
 
 
 @dataclass(frozen=True)
 class LaunchConfig:
-    study: str = field(default="unlearning", metadata={"help": "study whose grid becomes jobs: unlearning"})
+    study: str = field(default="unlearning", metadata={"help": "study whose grid becomes jobs: unlearning or forgetting"})
     preset: str = field(default="quick", metadata={"help": "grid preset of the study: quick, paper or smoke"})
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec every start descends from"})
     tracking_uri: str = field(default="", metadata={"help": "http(s) URL of the tracking server ('' = $MLFLOW_TRACKING_URI)"})
-    storage: str = field(default="", metadata={"help": "shared Optuna RDB URL for the sweeps, e.g. postgresql+psycopg2://host/optuna"})
+    storage: str = field(default="", metadata={
+        "help": "unlearning: shared Optuna RDB URL for the sweeps, e.g. postgresql+psycopg2://host/optuna"})
+    safe_model: str = field(default="", metadata={
+        "help": "forgetting: the safety-aligned start, post-trained like `model` ('' = the base start only)"})
+    posttrain_backend: str = field(default="cluster", metadata={
+        "help": "forgetting: cluster (verl on the task's GPUs for SFT and GRPO, TRL for the rest) or local (TRL for all)"})
     dry_run: bool = field(default=True, metadata={"help": "print the scripts instead of writing and submitting them"})
     output: str = field(default="", metadata={"help": "folder for the scripts and logs ('' = <home>/slurm/<study>-<preset>)"})
     partition: str = field(default="", metadata={"help": "#SBATCH --partition ('' = the cluster default)"})
@@ -44,7 +53,7 @@ class LaunchConfig:
     time: str = field(default="04:00:00", metadata={"help": "#SBATCH --time per task"})
     cpus_per_task: int = field(default=8, metadata={"help": "#SBATCH --cpus-per-task"})
     mem: str = field(default="32G", metadata={"help": "#SBATCH --mem per task"})
-    gpus: int = field(default=1, metadata={"help": "GPUs per task of prune, train and finetune (--gres=gpu:N)"})
+    gpus: int = field(default=1, metadata={"help": "GPUs per task of every stage but analyze (--gres=gpu:N)"})
     max_parallel: int = field(default=0, metadata={"help": "array tasks running at once (the --array throttle; 0 = no limit)"})
     sbatch_extra: str = field(default="", metadata={"help": "more #SBATCH options, comma-separated (--qos=high,--constraint=a100)"})
     setup: str = field(default="", metadata={"help": "shell line that activates the environment ('' = the project's .venv)"})
@@ -52,17 +61,18 @@ class LaunchConfig:
 
     def validate(self) -> None:
         from forgetting.sweep import check_storage
-        from forgetting.unlearning import PRESETS
 
         check_choice("study", self.study, STUDIES)
-        check_choice("preset", self.preset, tuple(PRESETS))
+        check_choice("preset", self.preset, tuple(study_presets(self.study)))
         if not self.server_uri().startswith(("http://", "https://")):
             raise UsageError(f"tracking_uri={self.server_uri()!r} is not an http(s) tracking server: Slurm jobs on "
                              "other nodes need one (python -m forgetting.tracking.server)")
-        if not self.storage or self.storage.startswith("sqlite"):
+        if self.study == "unlearning" and (not self.storage or self.storage.startswith("sqlite")):
             raise UsageError(f"storage={self.storage!r}: Slurm jobs need a shared Optuna RDB URL "
                              "(postgresql+psycopg2://host/optuna); SQLite must not be shared over NFS")
-        check_storage(self.storage)
+        if self.storage:
+            check_storage(self.storage)
+        check_choice("posttrain_backend", self.posttrain_backend, POSTTRAIN_BACKENDS)
         if not SLURM_TIME.match(self.time):
             raise UsageError(f"time={self.time!r} is not a Slurm time (MM, HH:MM:SS, D-HH:MM:SS)")
         if not SLURM_MEMORY.match(self.mem):
@@ -90,12 +100,32 @@ class LaunchConfig:
         return f"source {shlex.quote(str(venv))}" if venv.exists() else ""
 
 
+def study_presets(study: str) -> dict:
+    from forgetting.posttrain.grid import FORGETTING_PRESETS
+    from forgetting.unlearning import PRESETS
+
+    return {"unlearning": PRESETS, "forgetting": FORGETTING_PRESETS}[study]
+
+
+@dataclass(frozen=True)
+class Upstream:
+    """A parameter known only once an upstream stage ran: the ID of the study's newest FINISHED
+    ``entry_point`` run with these parameters, looked up by the task when it starts."""
+
+    entry_point: str
+    params: tuple[tuple[str, str], ...]
+
+    def lookup(self, study: str) -> str:
+        words = [study, self.entry_point, *(f"{name}={value}" for name, value in self.params)]
+        return f"$(python -m forgetting.backends.slurm upstream {shlex.join(words)})"
+
+
 @dataclass(frozen=True)
 class StageJob:
     """One stage of the grid: an array task per parameter set (a plain job when there is one)."""
 
     stage: str
-    tasks: tuple[dict[str, str], ...]
+    tasks: tuple[dict[str, str | Upstream], ...]
     gpus: bool = True
 
 
@@ -119,6 +149,30 @@ def unlearning_jobs(model: str, preset_name: str, storage: str) -> list[StageJob
     return [StageJob("prune", tuple(stage_parameters(c) for c in prunes)),
             StageJob("train", tuple(stage_parameters(c) for c in trains)),
             StageJob("finetune", tuple(stage_parameters(c) for c in sweeps)),
+            StageJob("analyze", (stage_parameters(analyze),), gpus=False)]
+
+
+def forgetting_jobs(config: LaunchConfig) -> list[StageJob]:
+    """collect → posttrain → evaluate → analyze of the forgetting preset, every config validated."""
+    from forgetting.analysis import AnalyzeConfig
+    from forgetting.posttrain.grid import FORGETTING_PRESETS, forgetting_configs, teacher_of
+
+    preset = FORGETTING_PRESETS[config.preset]
+    starts = {"base": config.model} | ({"safe": config.safe_model} if config.safe_model else {})
+    gpus = config.gpus if config.posttrain_backend == "cluster" else 0
+    collects, posttrains, evaluations = forgetting_configs(starts, preset, cluster_gpus=gpus)
+    analyze = AnalyzeConfig(study="forgetting")
+    analyze.validate()
+
+    def posttrain_task(posttrain) -> dict:
+        parameters = stage_parameters(posttrain)
+        if teacher := teacher_of(posttrain.method, posttrain.model, preset):
+            parameters["data"] = Upstream("collect", (("model", teacher), ("domain", posttrain.domain)))
+        return parameters
+
+    return [StageJob("collect", tuple(stage_parameters(c) for c in collects)),
+            StageJob("posttrain", tuple(posttrain_task(p) for p in posttrains)),
+            StageJob("evaluate", tuple(stage_parameters(e) for e in evaluations)),
             StageJob("analyze", (stage_parameters(analyze),), gpus=False)]
 
 
@@ -149,10 +203,10 @@ def job_script(job: StageJob, config: LaunchConfig) -> str:
     if array:
         lines.append('case "${SLURM_ARRAY_TASK_ID:?not an array task}" in')
         for index, parameters in enumerate(job.tasks):
-            lines.append(f"  {index}) set -- {_parameter_words(parameters)} ;;")
+            lines.append(f"  {index}) {_task_line(parameters, config.study)} ;;")
         lines += ['  *) echo "error: no task ${SLURM_ARRAY_TASK_ID} in this array" >&2; exit 2 ;;', "esac"]
     else:
-        lines.append(f"set -- {_parameter_words(job.tasks[0])}".rstrip())
+        lines.append(_task_line(job.tasks[0], config.study))
     lines += [f"python -m forgetting.tracking {config.study} >/dev/null  # unreachable server: one line, exit 2",
               f'exec {command} "$@"']
     return "\n".join(lines) + "\n"
@@ -163,8 +217,9 @@ def submit_script(jobs: list[StageJob], config: LaunchConfig) -> str:
     lines = ["#!/bin/bash", f"# Submit the {config.study} grid (preset {config.preset}): "
              + " -> ".join(job.stage for job in jobs) + ", each stage once the previous one succeeded.",
              "set -euo pipefail", f"cd {shlex.quote(str(PROJECT_ROOT))}", *_environment(config),
-             f"python -m forgetting.backends.slurm {config.study} {shlex.quote(config.storage)}"
-             "  # the server answers; the experiment and Optuna's tables exist before any task",
+             shlex.join(["python", "-m", "forgetting.backends.slurm", "prepare", config.study,
+                         *[config.storage] * bool(config.storage)])
+             + "  # the server answers; the experiment (and Optuna's tables) exist before any task",
              f"mkdir -p {shlex.quote(str(config.folder() / 'logs'))}"]
     previous = None
     for position, job in enumerate(jobs, start=1):
@@ -178,7 +233,8 @@ def submit_script(jobs: list[StageJob], config: LaunchConfig) -> str:
 
 def scripts(config: LaunchConfig) -> dict[str, str]:
     """``{file name: text}`` of every job script and ``submit.sh``."""
-    jobs = unlearning_jobs(config.model, config.preset, config.storage)
+    jobs = (unlearning_jobs(config.model, config.preset, config.storage) if config.study == "unlearning"
+            else forgetting_jobs(config))
     texts = {script_name(position, job): job_script(job, config) for position, job in enumerate(jobs, start=1)}
     return texts | {"submit.sh": submit_script(jobs, config)}
 
@@ -208,7 +264,7 @@ def launch(config: LaunchConfig) -> dict[str, str]:
     return texts
 
 
-def prepare_stores(study: str, storage: str) -> None:
+def prepare_stores(study: str, storage: str = "") -> None:
     """Check the tracking server and create the study's experiment and Optuna's tables, once, before
     any task starts: array tasks starting together would race to create them."""
     from forgetting.backends.shared_study import prepare_storage
@@ -216,13 +272,33 @@ def prepare_stores(study: str, storage: str) -> None:
     from forgetting.tracking import experiment_id, tracking_uri
 
     check_choice("study", study, STUDIES)
-    check_storage(storage)
+    if storage:
+        check_storage(storage)
     experiment = experiment_id(study)
     try:
-        prepare_storage(storage)
+        if storage:
+            prepare_storage(storage)
     except Exception as error:  # noqa: BLE001 - any driver error means the same to the user
         raise UsageError(f"storage={storage!r} is unreachable ({type(error).__name__}: {error})".splitlines()[0]) from None
-    print(f"tracking server {tracking_uri()}: experiment {study} ({experiment}) ready; Optuna tables ready")
+    print(f"tracking server {tracking_uri()}: experiment {study} ({experiment}) ready"
+          + ("; Optuna tables ready" if storage else ""))
+
+
+def upstream_run(study: str, entry_point: str, params: dict[str, str]) -> str:
+    """The ID of the study's newest FINISHED ``entry_point`` run with ``params``; one-line error if none."""
+    import mlflow
+
+    from forgetting.tracking import configure
+
+    configure()
+    query = " and ".join([f"tags.`forgetting.entry_point` = '{entry_point}'", f"tags.`forgetting.study` = '{study}'",
+                          "attributes.status = 'FINISHED'", *(f"params.`{k}` = '{v}'" for k, v in params.items())])
+    runs = mlflow.search_runs(search_all_experiments=True, filter_string=query, order_by=["attributes.start_time DESC"],
+                              max_results=1, output_format="list")
+    if not runs:
+        shown = " ".join(f"{k}={v}" for k, v in params.items())
+        raise UsageError(f"no FINISHED {entry_point} run with {shown} in study {study!r}: its job has not succeeded")
+    return runs[0].info.run_id
 
 
 def _environment(config: LaunchConfig) -> list[str]:
@@ -235,8 +311,13 @@ def _environment(config: LaunchConfig) -> list[str]:
     return lines
 
 
-def _parameter_words(parameters: dict[str, str]) -> str:
-    return " ".join(f"-P {shlex.quote(f'{name}={value}')}" for name, value in parameters.items())
+def _task_line(parameters: dict[str, str | Upstream], study: str) -> str:
+    """``set -- -P …`` of one task, after assigning each upstream value (a failed lookup stops the job)."""
+    lookups = [f"upstream_{name}={value.lookup(study)}; " for name, value in parameters.items()
+               if isinstance(value, Upstream)]
+    words = [f'-P "{name}=$upstream_{name}"' if isinstance(value, Upstream) else f"-P {shlex.quote(f'{name}={value}')}"
+             for name, value in parameters.items()]
+    return "".join(lookups) + " ".join(["set --", *words])
 
 
 if __name__ == "__main__":
@@ -244,9 +325,16 @@ if __name__ == "__main__":
 
     from forgetting.cli import run_cli
 
+    usage = ("usage: python -m forgetting.backends.slurm prepare STUDY [OPTUNA_STORAGE_URL] | "
+             "upstream STUDY ENTRY_POINT NAME=VALUE ...")
+
     def main() -> None:
-        if len(sys.argv) != 3:
-            raise UsageError("usage: python -m forgetting.backends.slurm STUDY OPTUNA_STORAGE_URL")
-        prepare_stores(sys.argv[1], sys.argv[2])
+        command, arguments = (sys.argv[1], sys.argv[2:]) if len(sys.argv) > 1 else ("", [])
+        if command == "prepare" and len(arguments) in (1, 2):
+            prepare_stores(*arguments)
+        elif command == "upstream" and len(arguments) >= 2 and all("=" in word for word in arguments[2:]):
+            print(upstream_run(arguments[0], arguments[1], dict(word.split("=", 1) for word in arguments[2:])))
+        else:
+            raise UsageError(usage)
 
     run_cli(main)

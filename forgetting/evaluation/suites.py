@@ -6,7 +6,12 @@
 - ``forgetting``: capability benchmarks through lm-eval, per example, with the correct→incorrect and
   incorrect→correct transitions from a ``reference`` model (``forgetting_suite``; the forgetting study);
 - ``classification``: a sequence classifier's accuracy, F1, active parameters, time and memory
-  (``classification``; the selective study).
+  (``classification``; the selective study);
+- ``safety``: refusal rate on harmful behaviours and compliance on benign questions (``safety_suite``);
+- ``policy``: Self-BLEU, distinct-1/2, reply lengths and calibration error (``policy_suite``);
+- ``representation``: per-layer CKA, weight-delta SVD and refusal-direction attenuation against
+  ``reference`` (``representation_suite``);
+- ``all``: forgetting, safety, policy and representation in one run (the forgetting study's evaluation).
 
 A run's cache key covers only the parameters its suite reads, so changing a GCG budget does not
 re-run an accuracy evaluation.
@@ -26,6 +31,11 @@ EVALUATION_SUITES.register("attacks", "forgetting.evaluation.attack_suite:evalua
 EVALUATION_SUITES.register("probes", "forgetting.evaluation.probe_suite:evaluate_probes")
 EVALUATION_SUITES.register("classification", "forgetting.evaluation.classification:evaluate_classification")
 EVALUATION_SUITES.register("forgetting", "forgetting.evaluation.forgetting_suite:evaluate_forgetting")
+EVALUATION_SUITES.register("safety", "forgetting.evaluation.safety_suite:evaluate_safety")
+EVALUATION_SUITES.register("policy", "forgetting.evaluation.policy_suite:evaluate_policy")
+EVALUATION_SUITES.register("representation", "forgetting.evaluation.representation_suite:evaluate_representation")
+EVALUATION_SUITES.register("all", "forgetting.evaluation.suites:evaluate_all")
+ALL_SUITES = ("forgetting", "safety", "policy", "representation")
 
 COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "seed")
 SUITE_FIELDS = {
@@ -35,13 +45,17 @@ SUITE_FIELDS = {
     "probes": ("probe_c",),
     "classification": ("task", "split", "limit", "sparse"),
     "forgetting": ("benchmarks", "reference", "split", "limit", "max_new_tokens"),
+    "safety": ("behaviours", "split", "limit", "max_new_tokens"),
+    "policy": ("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "max_new_tokens"),
+    "representation": ("reference", "behaviours", "split", "limit"),
 }
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
-    suite: str = field(default="accuracy", metadata={"help": "accuracy, attacks, probes, classification or forgetting"})
+    suite: str = field(default="accuracy", metadata={
+        "help": "accuracy, attacks, probes, classification, forgetting, safety, policy, representation or all"})
     task: str = field(default="arc_easy", metadata={
         "help": "accuracy: a multiple-choice, generative or code task; classification: sst2"})
     split: str = field(default="eval", metadata={"help": "train, eval or test (attacks: of the behaviours)"})
@@ -53,7 +67,8 @@ class EvaluateConfig:
     prompt_format: str = field(default="auto", metadata={
         "help": "generative prompts: auto (the chat template when the model has one), plain or chat"})
     attack: str = field(default="gcg", metadata={"help": "attacks: gcg (a suffix per behaviour), gcg-universal, autodan"})
-    behaviours: str = field(default="harmbench", metadata={"help": "attacks: harmbench or advbench"})
+    behaviours: str = field(default="harmbench", metadata={
+        "help": "attacks, safety, representation: harmbench or advbench"})
     steps: int = field(default=20, metadata={"help": "GCG steps"})
     suffix_length: int = field(default=20, metadata={"help": "GCG suffix tokens"})
     top_k: int = field(default=256, metadata={"help": "GCG candidate tokens per position"})
@@ -66,7 +81,11 @@ class EvaluateConfig:
     benchmarks: str = field(default="arc_easy,arc_challenge,mmlu,hellaswag,boolq,gsm8k,naturalqs", metadata={
         "help": "forgetting: comma-separated multiple-choice and generative tasks"})
     reference: str = field(default="", metadata={
-        "help": "forgetting: the model to count transitions from (the start of post-training; '' = none)"})
+        "help": "forgetting, representation: the start of post-training to compare with ('' = none)"})
+    generation_task: str = field(default="gsm8k", metadata={"help": "policy: prompts whose sampled replies are measured"})
+    calibration_task: str = field(default="arc_easy", metadata={"help": "policy: multiple-choice task of the calibration error"})
+    samples: int = field(default=4, metadata={"help": "policy: sampled replies per prompt"})
+    temperature: float = field(default=1.0, metadata={"help": "policy: sampling temperature"})
     sparse: bool = field(default=False, metadata={
         "help": "classification: run pruned Linear layers as SparseLinear (CSR) to measure real sparse time/memory"})
 
@@ -92,14 +111,43 @@ class EvaluateConfig:
 
             check_range("max_new_tokens", self.max_new_tokens, 1)
             check_forgetting(self)
+        elif self.suite in ("safety", "policy", "representation", "all"):
+            self.check_study_suites()
         else:
             check_range("probe_c", self.probe_c, 0, low_open=True)
+
+    def check_study_suites(self) -> None:
+        from forgetting.data import check_task
+        from forgetting.evaluation.forgetting_suite import check_forgetting
+        from forgetting.evaluation.policy_suite import check_policy
+        from forgetting.evaluation.representation_suite import check_representation
+
+        suites = ALL_SUITES if self.suite == "all" else (self.suite,)
+        check_range("max_new_tokens", self.max_new_tokens, 1)
+        if "safety" in suites or "representation" in suites:
+            check_choice("behaviours", self.behaviours, ("harmbench", "advbench"))
+            check_task(self.behaviours, self.split)
+        checks = {"forgetting": check_forgetting, "policy": check_policy, "representation": check_representation}
+        for suite in suites:
+            checks.get(suite, lambda config: None)(self)
 
     def params(self) -> dict:
         """The parameters the suite reads: what the cache key covers."""
         values = asdict(self)
-        return {name: values[name] for name in COMMON_FIELDS + SUITE_FIELDS.get(self.suite, ())}
+        suites = ALL_SUITES if self.suite == "all" else (self.suite,)
+        fields = COMMON_FIELDS + tuple(dict.fromkeys(f for suite in suites for f in SUITE_FIELDS.get(suite, ())))
+        return {name: values[name] for name in fields}
 
 
 def run_suite(config: EvaluateConfig) -> dict[str, float]:
     return EVALUATION_SUITES.get(config.suite)(config)
+
+
+def evaluate_all(config) -> dict[str, float]:
+    """Every suite of the forgetting study in one run; their metric names do not overlap."""
+    from dataclasses import replace
+
+    metrics = {}
+    for suite in ALL_SUITES:
+        metrics |= EVALUATION_SUITES.get(suite)(replace(config, suite=suite))
+    return metrics

@@ -6,9 +6,8 @@ from transformers import LlamaConfig, LlamaForCausalLM
 
 
 def tiny_llama(vocab_size: int = 256, seed: int = 0, **overrides) -> LlamaForCausalLM:
-    config = LlamaConfig(vocab_size=vocab_size, hidden_size=64, intermediate_size=128,
-                         num_hidden_layers=2, num_attention_heads=2, num_key_value_heads=2,
-                         head_dim=32, max_position_embeddings=512, tie_word_embeddings=True,
-                         **overrides)
+    shape = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=2,
+                 num_key_value_heads=2, head_dim=32, max_position_embeddings=512, tie_word_embeddings=True)
+    config = LlamaConfig(vocab_size=vocab_size, **(shape | overrides))
     torch.manual_seed(seed)
     return LlamaForCausalLM(config).eval()

@@ -56,6 +56,16 @@ class PosttrainConfig:
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
 
     def validate(self) -> None:
+        from forgetting.posttrain import COLLECTED_DATA
+
+        self.validate_parameters()
+        if (needed := COLLECTED_DATA[self.method]) and not self.data:
+            raise UsageError(f"method={self.method!r} trains on collected {needed} data: give data=<collect run ID>")
+        if self.data:
+            self.check_collect_run()
+
+    def validate_parameters(self) -> None:
+        """Every check but those of ``data`` (a grid checks its jobs before the collect runs exist)."""
         from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
         from forgetting.rewards.domains import get_domain
 
@@ -77,13 +87,8 @@ class PosttrainConfig:
         if self.method == "on-rl" and self.batch_size % self.num_generations:
             raise UsageError(f"batch_size={self.batch_size} must be a multiple of num_generations="
                              f"{self.num_generations} (on-rl scores whole groups per step)")
-        needed = COLLECTED_DATA[self.method]
-        if needed and not self.data:
-            raise UsageError(f"method={self.method!r} trains on collected {needed} data: give data=<collect run ID>")
-        if not needed and self.data:
+        if not COLLECTED_DATA[self.method] and self.data:
             raise UsageError(f"method={self.method!r} builds its own data; data={self.data!r} would be ignored")
-        if self.data:
-            self.check_collect_run()
 
     def check_cluster(self) -> None:
         import importlib.util

@@ -1,0 +1,85 @@
+"""The forgetting study's grid: collect → posttrain (method × domain × start) → evaluate → analyze.
+
+A preset names the domains, the methods and each stage's budget. Collect runs once per (model,
+domain) that some method learns from: the start model itself (off-rl's preference pairs), the
+same-family teacher (sf-sft) and the cross-family teacher (cf-sft). Offline, the same-family
+teacher is the start model itself and the cross-family one Gemma-3-270M; a real study names larger
+teachers (``same_family_teacher``, ``cross_family_teacher``).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from forgetting.posttrain import COLLECTED_DATA
+
+ALL_METHODS = ("gt-sft", "sf-sft", "cf-sft", "self", "on-rl", "off-rl", "pi")
+
+
+@dataclass(frozen=True)
+class ForgettingPreset:
+    domains: tuple[str, ...] = ("math", "code", "qa")
+    methods: tuple[str, ...] = ALL_METHODS
+    collect: dict = field(default_factory=dict)
+    posttrain: dict = field(default_factory=dict)
+    evaluate: dict = field(default_factory=dict)
+    same_family_teacher: str = ""  # '' = the start model
+    cross_family_teacher: str = "gemma3-270m"
+
+
+FORGETTING_PRESETS = {
+    # Budgets for GPU jobs: the stages' own defaults, every benchmark row.
+    "paper": ForgettingPreset(collect={"n": 1024, "samples": 8}, posttrain={"n": 1024, "steps": 500}),
+    # Small budgets that still move every objective on 2 CPU cores (README: the forgetting study).
+    "quick": ForgettingPreset(
+        domains=("math", "qa"),
+        collect={"n": 256, "samples": 2, "max_new_tokens": 128, "precision": "bf16-autocast"},
+        posttrain={"n": 32, "steps": 10, "batch_size": 4, "max_new_tokens": 64},
+        evaluate={"limit": 60, "max_new_tokens": 64, "samples": 2}),
+    "smoke": ForgettingPreset(
+        domains=("math",), methods=("gt-sft", "sf-sft", "off-rl"),
+        collect={"n": 4, "samples": 2, "max_new_tokens": 8},
+        posttrain={"n": 4, "steps": 2, "batch_size": 2, "max_new_tokens": 8},
+        evaluate={"limit": 4, "max_new_tokens": 8, "samples": 2, "benchmarks": "arc_easy,gsm8k"}),
+}
+
+
+def teacher_of(method: str, start_model: str, preset: ForgettingPreset) -> str | None:
+    """The model whose collected data ``method`` learns from (None: it builds its own)."""
+    if not COLLECTED_DATA[method]:
+        return None
+    return {"sf-sft": preset.same_family_teacher or start_model, "cf-sft": preset.cross_family_teacher}.get(
+        method, start_model)
+
+
+def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, cluster_gpus: int = 0):
+    """``(collects, posttrains, evaluations)``: every config of the grid, checked before any job exists.
+
+    ``starts`` maps start (base, safe) to a model spec. Posttrain configs that learn from collected data
+    carry ``data=""``: the job looks up the collect run once it exists (``forgetting.backends.slurm``).
+    With ``cluster_gpus``, the methods verl has (SFT, GRPO) run on the cluster backend on that many GPUs.
+    """
+    from dataclasses import replace
+
+    from forgetting.backends.verl import VERL_TRAINERS
+    from forgetting.evaluation.suites import EvaluateConfig
+    from forgetting.posttrain.collect import CollectConfig
+    from forgetting.posttrain.stage import PosttrainConfig
+
+    collects, posttrains = {}, []
+    for start, model in starts.items():
+        for domain in preset.domains:
+            for method in preset.methods:
+                config = PosttrainConfig(model=model, method=method, domain=domain, start=start, **preset.posttrain)
+                if cluster_gpus and method in VERL_TRAINERS:
+                    config = replace(config, backend="cluster", launch="here", gpus=cluster_gpus)
+                config.validate_parameters() if config.backend == "local" else \
+                    replace(config, launch="dry-run").validate_parameters()
+                posttrains.append(config)
+                teacher = teacher_of(method, model, preset)
+                if teacher:
+                    collects.setdefault((teacher, domain), CollectConfig(model=teacher, domain=domain, **preset.collect))
+    evaluations = [EvaluateConfig(model=f"models:/{p.model_name()}@posttrained", suite="all", reference=p.model,
+                                  **preset.evaluate) for p in posttrains]
+    for config in (*collects.values(), *evaluations):
+        config.validate()
+    return list(collects.values()), posttrains, evaluations
