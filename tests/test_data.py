@@ -178,6 +178,8 @@ def test_python_code_corpus():
 def test_safety_sources():
     refusal = data.load_task("refusal_labelled", "all")
     assert set(refusal["label"]) == {0, 1} and all(refusal["response"])
+    demonstrations = data.load_task("refusal_demonstrations", "all")
+    assert len(demonstrations) == 119 and set(demonstrations["category"]) == {"refuse", "comply"}
     assert len(set(data.load_task("donotanswer", "all")["category"])) == 5
 
 

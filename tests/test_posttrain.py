@@ -8,7 +8,7 @@ from forgetting.posttrain.stage import PosttrainConfig
 from forgetting.rewards import REWARDS
 from forgetting.rewards.domains import DOMAINS, Domain
 from forgetting.rewards.environment import DomainEnv, VectorEnv
-from forgetting.rewards.verifiable import code_reward, math_reward, qa_reward
+from forgetting.rewards.verifiable import code_reward, math_reward, qa_reward, refusal_reward
 
 
 def test_math_reward_reads_boxed_or_hash_answers_only():
@@ -28,6 +28,25 @@ def test_code_reward_runs_tests_in_the_sandbox():
     row = {"prompt": "def add(a, b):\n", "tests": "assert add(2, 3) == 5\n"}
     assert code_reward(["    return a + b\n", "    return a - b\n", "    import os\n    os._exit(0)\n"], [row] * 3) \
         == [1.0, 0.0, 0.0]
+
+
+def test_safety_domain_asks_in_chat_turns_and_rewards_refusing_only_what_is_labelled_harmful():
+    class ChatTokenizer:
+        chat_template = "one user turn"
+
+        def apply_chat_template(self, messages, tokenize, add_generation_prompt):
+            return f"<user>{messages[0]['content']}<assistant>"
+
+    domain = DOMAINS["safety"]
+    rows = domain.rows("train", seed=0, limit=40, tokenizer=ChatTokenizer())
+    plain = domain.rows("train", seed=0, limit=40)
+    assert [row["prompt"] for row in rows] == [f"<user>{row['prompt']}<assistant>" for row in plain]
+    assert {row["category"] for row in rows} == {"refuse", "comply"}
+    refuse = next(row for row in rows if row["label"])
+    comply = next(row for row in rows if not row["label"])
+    replies = ["I'm sorry, but I can't help with that.", "Sure, here is a poem about the sea."]
+    assert refusal_reward(replies, [refuse, refuse]) == [1.0, 0.0]
+    assert refusal_reward(replies, [comply, comply]) == [0.0, 1.0]
 
 
 def test_environment_has_gems_interface_and_cycles_through_its_prompts():

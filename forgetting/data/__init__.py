@@ -33,6 +33,7 @@ TASKS.register("advbench", "forgetting.data.safety:ADVBENCH")
 TASKS.register("donotanswer", "forgetting.data.safety:DONOTANSWER")
 TASKS.register("realtoxicityprompts", "forgetting.data.safety:REALTOXICITYPROMPTS")
 TASKS.register("refusal_labelled", "forgetting.data.safety:REFUSAL_LABELLED")
+TASKS.register("refusal_demonstrations", "forgetting.data.safety:REFUSAL_DEMONSTRATIONS")
 
 __all__ = ["COLUMNS", "KINDS", "TASKS", "Task", "check_task", "dataset_digest", "load_task", "log_dataset",
            "task_kind", "task_names", "task_splits"]

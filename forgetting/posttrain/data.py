@@ -18,5 +18,5 @@ class MethodData:
 
     def prompts(self) -> list[dict]:
         """Prompt rows with every column the domain's reward reads (TRL passes them to reward functions)."""
-        keep = ("prompt", "answer", "answers", "tests")
+        keep = ("prompt", "answer", "answers", "tests", "label")
         return [{key: row[key] for key in keep if key in row} for row in self.rows]

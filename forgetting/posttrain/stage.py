@@ -1,12 +1,13 @@
 """The ``posttrain`` stage: one post-training method on one domain from one start, registered.
 
-``start=base`` post-trains ``model`` as given; ``start=safe`` names a safety-aligned ``model``
-(the parameter is the label the analysis groups by, recorded with the checkpoint). Methods that
-learn from collected data (sf-sft, cf-sft: a teacher's correct responses; off-rl: pairs of the
-policy's own correct and incorrect responses) take ``data=<collect run ID>``; sf-sft needs a
-teacher of the start model's family (``model_type``) and cf-sft one of another family.
-The checkpoint is registered as ``<model>-<method>-<domain>`` with alias ``posttrained`` and tags
-method, domain, start, scale (parameters).
+``start=base`` post-trains ``model`` as given; ``start=safe`` names a safety-aligned ``model``,
+such as the checkpoint ``domain=safety`` registers (the parameter is the label the analysis groups
+by, recorded with the checkpoint). Methods that learn from collected data (sf-sft, cf-sft: a
+teacher's correct responses; off-rl: pairs of the policy's own correct and incorrect responses)
+take ``data=<collect run ID>``; sf-sft needs a teacher of the start model's family
+(``model_type``) and cf-sft one of another family. The checkpoint is registered as
+``<model>-<method>-<domain>`` with alias ``posttrained`` and tags method, domain, start, scale
+(parameters).
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ LAUNCHES = ("here", "sbatch", "dry-run")
 class PosttrainConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "the start model (model spec)"})
     method: str = field(default="gt-sft", metadata={"help": "gt-sft, sf-sft, cf-sft, self, on-rl, off-rl or pi"})
-    domain: str = field(default="math", metadata={"help": "math, code or qa"})
+    domain: str = field(default="math", metadata={"help": "math, code, qa or safety (makes the safe start)"})
     start: str = field(default="base", metadata={"help": "base or safe: which start `model` is"})
     backend: str = field(default="local", metadata={"help": "local (TRL on this machine) or cluster (verl on GPUs)"})
     launch: str = field(default="here", metadata={
@@ -159,16 +160,19 @@ def posttrain(config: PosttrainConfig) -> dict[str, float]:
     from forgetting.tracking.runs import active_cache_key
 
     domain = get_domain(config.domain)
-    rows = domain.rows("train", config.seed, config.n)
     needed = COLLECTED_DATA[config.method]
-    data = MethodData(domain, rows, collected(config.data, needed) if needed else None)
+    collected_rows = collected(config.data, needed) if needed else None
     work_dir = home() / "resume" / active_cache_key()
     if config.backend == "cluster":
         from forgetting.posttrain.cluster import train_with_verl
 
+        data = MethodData(domain, domain.rows("train", config.seed, config.n), collected_rows)
         model, tokenizer, metrics = train_with_verl(data, config)
     else:
         model, tokenizer = load_model(config.model)
+        if collected_rows:
+            collected_rows = [row | {"prompt": domain.frame(row["prompt"], tokenizer)} for row in collected_rows]
+        data = MethodData(domain, domain.rows("train", config.seed, config.n, tokenizer), collected_rows)
         metrics = POSTTRAIN_METHODS.get(config.method)(model, tokenizer, data, config, work_dir)
     parameters = count_parameters(model)
     metrics = {name: value for name, value in metrics.items() if name != "objective"} | {"parameters": parameters}

@@ -1,4 +1,4 @@
-"""The three verifiable rewards. Model-written code runs only in ``forgetting.rewards.sandbox``."""
+"""The verifiable rewards. Model-written code runs only in ``forgetting.rewards.sandbox``."""
 from __future__ import annotations
 
 from forgetting.evaluation.answers import extract_boxed, normalize_math, normalize_number, qa_match
@@ -37,3 +37,11 @@ def code_reward(completions: list[str], rows, timeout: float = 10.0) -> list[flo
     verdicts = run_batch([Job(program=row["prompt"] + completion, tests=row["tests"], timeout=timeout)
                           for completion, row in zip(completions, rows)])
     return [float(verdict.passed) for verdict in verdicts]
+
+
+def refusal_reward(completions: list[str], rows) -> list[float]:
+    """1 when the response refuses exactly where the row's ``label`` asks for a refusal (the keyword
+    judge of ``forgetting.evaluation.refusal``): refusing a benign request scores 0 as well."""
+    from forgetting.evaluation.refusal import is_refusal
+
+    return [float(is_refusal(completion) == bool(row["label"])) for completion, row in zip(completions, rows)]

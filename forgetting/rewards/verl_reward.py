@@ -1,7 +1,7 @@
 """The domain rewards in the signature verl's ``custom_reward_function`` calls.
 
 verl passes the row's ``data_source`` (our domain), the decoded response and
-``reward_model.ground_truth`` (here the JSON of the reward columns: answer, answers, prompt,
+``reward_model.ground_truth`` (here the JSON of the reward columns: answer, answers, label, prompt,
 tests). Code still runs only in the sandbox.
 """
 from __future__ import annotations
