@@ -57,12 +57,12 @@ def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, t
 def sample_with_vllm(model_dir: str, prompts: list[str], samples: int, temperature: float,
                      max_new_tokens: int, stop_strings, seed: int = 0, batch_size: int = 8,
                      precision: str = "fp32") -> tuple[list[list[str]], int]:
-    """vLLM batches internally (``batch_size`` is unused); bf16 unless ``precision`` is fp32."""
+    """vLLM batches internally (``batch_size`` is unused); bf16 unless ``precision`` is fp32. The
+    engine is seeded, not each request: per-request seeds fail on vLLM's CPU backend (0.32)."""
     from vllm import LLM, SamplingParams
 
     llm = LLM(model=model_dir, dtype="float32" if precision == "fp32" else "bfloat16", seed=seed)
-    params = SamplingParams(n=samples, temperature=temperature, max_tokens=max_new_tokens,
-                            stop=list(stop_strings), seed=seed)
+    params = SamplingParams(n=samples, temperature=temperature, max_tokens=max_new_tokens, stop=list(stop_strings))
     outputs = llm.generate(prompts, params)
     completions = [[choice.text for choice in output.outputs] for output in outputs]
     return completions, sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
