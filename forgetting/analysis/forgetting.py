@@ -47,9 +47,10 @@ def _newest_per_model(runs, suites: tuple[str, ...]):
             yield run
 
 
-def forgetting_results(study: str) -> pd.DataFrame:
+def forgetting_results(runs: list) -> pd.DataFrame:
+    """One row per (model, benchmark) from ``runs``, the study's evaluate runs, newest first."""
     rows = []
-    for run in _newest_per_model(study_runs(study, "evaluate"), ("forgetting", "all")):
+    for run in _newest_per_model(runs, ("forgetting", "all")):
         params, metrics = run.data.params, run.data.metrics
         lineage = {key: params.get(key) for key in ("model", "method", "domain", "start")}
         scale = _scale(params["model"])
@@ -59,14 +60,14 @@ def forgetting_results(study: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def model_summary(study: str, results: pd.DataFrame) -> pd.DataFrame:
+def model_summary(runs: list, results: pd.DataFrame) -> pd.DataFrame:
     """One row per post-trained model: its task accuracy (the domain's held-out benchmarks), mean
     forgetting rate over the other benchmarks, and the safety, policy and representation metrics."""
     from forgetting.rewards.domains import DOMAINS
 
     rows = {}
     for suite in ("forgetting", "safety", "policy", "representation", "all"):
-        for run in _newest_per_model(study_runs(study, "evaluate"), (suite,)):
+        for run in _newest_per_model(runs, (suite,)):
             row = rows.setdefault(run.data.params["model"], {"model": run.data.params["model"]})
             row |= {name: run.data.metrics[name] for name in SUMMARY_METRICS if name in run.data.metrics}
     summary = pd.DataFrame(list(rows.values()), columns=["model", *SUMMARY_METRICS])
@@ -122,8 +123,9 @@ def scale_figure(summary: pd.DataFrame) -> go.Figure | None:
 
 def collect(study: str) -> tuple[dict, dict, dict, list[str]]:
     """``(frames, figures, counts, notes)`` of the forgetting study."""
-    results = forgetting_results(study)
-    summary = model_summary(study, results)
+    runs = study_runs(study, "evaluate")
+    results = forgetting_results(runs)
+    summary = model_summary(runs, results)
     drawn = {"forgetting_heatmap": heatmap_figure(results), "safety_vs_task_pareto": pareto_figure(summary),
              "forgetting_vs_scale": scale_figure(summary)}
     notes = [] if not results.empty else [

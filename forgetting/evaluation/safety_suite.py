@@ -29,7 +29,7 @@ def chat_replies(model, tokenizer, requests: list[str], config) -> list[str]:
     from forgetting.evaluation.generation import generate
     from forgetting.evaluation.generative import format_prompt
 
-    prompts = [format_prompt(tokenizer, request, "chat" if tokenizer.chat_template else "plain") for request in requests]
+    prompts = [format_prompt(tokenizer, request) for request in requests]
     replies, _ = generate(model, tokenizer, prompts, config.max_new_tokens, config.batch_size,
                           precision=config.precision)
     return replies

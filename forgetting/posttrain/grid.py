@@ -72,8 +72,7 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, cluster
                 config = PosttrainConfig(model=model, method=method, domain=domain, start=start, **preset.posttrain)
                 if cluster_gpus and method in VERL_TRAINERS:
                     config = replace(config, backend="cluster", launch="here", gpus=cluster_gpus)
-                config.validate_parameters() if config.backend == "local" else \
-                    replace(config, launch="dry-run").validate_parameters()
+                replace(config, launch="dry-run").validate_parameters()  # GPUs are checked on the node
                 posttrains.append(config)
                 teacher = teacher_of(method, model, preset)
                 if teacher:
