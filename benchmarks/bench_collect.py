@@ -17,7 +17,7 @@ from transformers import AutoTokenizer
 
 from forgetting.backends.engines import ENGINES
 from forgetting.models import DEFAULT_MODEL, resolve_model
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import PRECISIONS
 from forgetting.rewards import REWARDS
 from forgetting.rewards.domains import DOMAINS, get_domain
 

@@ -16,7 +16,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from forgetting.data import load_task
 from forgetting.evaluation.generation import STOP_STRINGS, cut_at_stop, generate
 from forgetting.models import DEFAULT_MODEL, load_model
-from forgetting.models.precision import PRECISIONS, autocast
+from forgetting.device import PRECISIONS, autocast
 
 
 class StopOnStrings(StoppingCriteria):

@@ -22,7 +22,7 @@ from datasets import Dataset
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from forgetting.models import DEFAULT_MODEL, load_model
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import PRECISIONS
 from forgetting.pruning import count_parameters, prune
 from forgetting.training.corpus import lm_batches, python_code_blocks
 from forgetting.training.optimizer import adamw_with_warmup, optimizer_step

@@ -20,11 +20,19 @@ def cached_model_stage(study: str | None, entry_point: str, config, body, params
     files the run under the model's own study. Returns ``(run, reused)``."""
     configure()
     config.validate()
+    select_device(config)
     location = resolve_model(config.model)
     origin = lineage(config.model, study)
     params = (params or dataclasses.asdict(config)) | {key: origin[key] for key in lineage_keys}
     return run_stage(origin["study"], entry_point, params, lambda run: body(run, origin),
                      upstream={"model": location})
+
+
+def select_device(config) -> None:
+    """The stage's device policy from its ``device``, ``precision`` and ``gpus`` (checked before any run)."""
+    from forgetting import device
+
+    device.select(getattr(config, "device", "auto"), getattr(config, "precision", "auto"), getattr(config, "gpus", 1))
 
 
 def lineage(spec: str, study: str | None = None) -> dict:

@@ -24,9 +24,10 @@ from pathlib import Path
 
 import mlflow
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import DEVICE_HELP, PRECISIONS
 
 METHODS = ("untrac", "untrac-inv", "tracin")
 GROUND_TRUTH = "leave-dataset-out"
@@ -58,7 +59,8 @@ class AttributeConfig:
     gradient_checkpointing: bool = field(default=False, metadata={"help": "trade compute for memory when unlearning"})
     tracin_parameters: str = field(default="", metadata={
         "help": "TracIn: only parameters whose name contains this ('' = all)"})
-    precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS) + " (mixture training)"})
+    precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     seed: int = field(default=0, metadata={"help": "seed of the mixture, its training and the splits"})
 
     def validate(self) -> None:

@@ -32,7 +32,7 @@ def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, t
 
     from forgetting.evaluation.generation import cut_at_stop
     from forgetting.models import load_model
-    from forgetting.models.precision import autocast
+    from forgetting.device import autocast
 
     model, tokenizer = load_model(model_dir)
     tokenizer.padding_side = "left"

@@ -46,7 +46,7 @@ def evaluate_attacks(config) -> dict[str, float]:
     from forgetting.data import load_task, log_dataset
     from forgetting.evaluation.accuracy import as_table
     from forgetting.models import load_model
-    from forgetting.models.precision import autocast
+    from forgetting.device import autocast
 
     transfer = transferred_suffix(config.transfer_from) if config.transfer_from else ""
     rows = load_task(config.behaviours, config.split, seed=config.seed, limit=config.limit or None)

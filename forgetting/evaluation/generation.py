@@ -10,7 +10,7 @@ import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
 
-from forgetting.models.precision import autocast
+from forgetting.device import autocast
 
 STOP_STRINGS = ("\n\nQuestion:", "\nQuestion:", "<|im_end|>", "<|endoftext|>")
 

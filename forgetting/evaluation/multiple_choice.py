@@ -18,7 +18,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from forgetting.models.precision import autocast
+from forgetting.device import autocast
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:

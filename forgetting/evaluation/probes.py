@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from forgetting.data.splits import unit
-from forgetting.models.precision import autocast
+from forgetting.device import autocast
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,7 @@ def effective_rank(singular_values: torch.Tensor) -> float:
 @torch.no_grad()
 def last_token_states(model, tokenizer, prompts: list[str], batch_size: int, precision: str) -> torch.Tensor:
     """(layers + 1) × prompts × hidden: every layer's state at each prompt's last token (left padding)."""
-    from forgetting.models.precision import autocast
+    from forgetting.device import autocast
 
     tokenizer.padding_side = "left"
     batches = []

@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.registry import Registry
 
 EVALUATION_SUITES = Registry("suite")
@@ -37,7 +38,7 @@ EVALUATION_SUITES.register("representation", "forgetting.evaluation.representati
 EVALUATION_SUITES.register("all", "forgetting.evaluation.suites:evaluate_all")
 ALL_SUITES = ("forgetting", "safety", "policy", "representation")
 
-COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "seed")
+COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "device", "seed")
 SUITE_FIELDS = {
     "accuracy": ("task", "split", "limit", "max_new_tokens", "prompt_format"),
     "attacks": ("attack", "behaviours", "split", "limit", "max_new_tokens", "steps", "suffix_length", "top_k",
@@ -62,7 +63,8 @@ class EvaluateConfig:
     limit: int = field(default=0, metadata={"help": "first n rows after a seeded shuffle; 0 = all"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
     max_new_tokens: int = field(default=256, metadata={"help": "generation budget (generative tasks, attack replies)"})
-    precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
+    precision: str = field(default="auto", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     seed: int = field(default=0, metadata={"help": "seed of splits, row order and attack search"})
     prompt_format: str = field(default="auto", metadata={
         "help": "generative prompts: auto (the chat template when the model has one), plain or chat"})

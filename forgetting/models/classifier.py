@@ -22,11 +22,12 @@ def is_classifier(location: str) -> bool:
 
 
 def load_classifier(spec: str, num_labels: int = 2, seed: int = 0, *, dtype=None):
-    """``(model, tokenizer)`` in eval mode; a new head is initialised from ``seed``."""
+    """``(model, tokenizer)`` in eval mode on the stage's device; a new head is initialised from ``seed``."""
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     import forgetting.models.variable_llama  # noqa: F401 - registers pruned (variable-size) Llamas
+    from forgetting.device import current
     from forgetting.models import resolve_model
 
     location = resolve_model(spec)
@@ -38,4 +39,4 @@ def load_classifier(spec: str, num_labels: int = 2, seed: int = 0, *, dtype=None
         location, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id, dtype=dtype or torch.float32)
     if model.config.num_labels != num_labels:
         raise UsageError(f"model={spec!r} classifies into {model.config.num_labels} labels, the task has {num_labels}")
-    return model.eval(), tokenizer
+    return model.to(current().device).eval(), tokenizer

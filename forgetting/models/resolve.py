@@ -46,16 +46,18 @@ def _in_hf_cache(repo_id: str) -> bool:
     return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
 
 
-def load_model(spec: str, *, dtype=None):
-    """``(model, tokenizer)`` in eval mode, fp32 by default, padding on the left for generation."""
+def load_model(spec: str, *, dtype=None, device=None):
+    """``(model, tokenizer)`` in eval mode on ``device`` (default: the stage's device policy), fp32
+    weights by default, padding on the left for generation."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import forgetting.models.variable_llama  # noqa: F401 - registers pruned (variable-size) Llamas
+    from forgetting.device import current
 
     location = resolve_model(spec)
     tokenizer = AutoTokenizer.from_pretrained(location)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
     model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32)
-    return model.eval(), tokenizer
+    return model.to(device or current().device).eval(), tokenizer

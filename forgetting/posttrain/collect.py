@@ -25,9 +25,10 @@ from pathlib import Path
 
 import mlflow
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import DEVICE_HELP, PRECISIONS
 
 ARTIFACTS = ("trajectories", "sft", "ground_truth", "preferences")
 
@@ -43,6 +44,7 @@ class CollectConfig:
     batch_size: int = field(default=8, metadata={"help": "prompts per generation batch (hf)"})
     engine: str = field(default="hf", metadata={"help": "hf (transformers) or vllm (where installed)"})
     precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     seed: int = field(default=0, metadata={"help": "seed of the prompt subset and of sampling"})
 
     def validate(self) -> None:

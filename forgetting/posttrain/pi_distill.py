@@ -81,7 +81,7 @@ def sample_responses(model, tokenizer, prompts: list[str], max_new_tokens: int, 
 
 
 def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
-    from forgetting.models.precision import autocast
+    from forgetting.device import autocast
     from forgetting.training.optimizer import adamw_with_warmup
 
     optimizer, scheduler = adamw_with_warmup(model, config.lr, config.steps)

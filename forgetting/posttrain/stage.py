@@ -19,9 +19,10 @@ from pathlib import Path
 
 import mlflow
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import DEVICE_HELP, PRECISIONS
 
 STARTS = ("base", "safe")
 BACKENDS = ("local", "cluster")
@@ -53,6 +54,7 @@ class PosttrainConfig:
     rounds: int = field(default=2, metadata={"help": "self: SPIN rounds"})
     checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
     precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     seed: int = field(default=0, metadata={"help": "seed of the prompt subset, sampling and data order"})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
 

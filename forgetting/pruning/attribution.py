@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from forgetting.errors import UsageError, check_choice
-from forgetting.models.precision import PRECISIONS, autocast
+from forgetting.device import PRECISIONS, autocast
 from forgetting.pruning.scores import NeuronScores, batches_on, mlp_modules
 
 

@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 
 import mlflow
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.pruning.tuneprune import DEFAULT_L1_LAMBDA, DEFAULT_STEPS
@@ -32,7 +33,8 @@ class PruneConfig:
     batch_size: int = field(default=4, metadata={"help": "blocks per batch"})
     l1_lambda: float = field(default=DEFAULT_L1_LAMBDA, metadata={"help": "tuneprune group-lasso weight, >= 0"})
     tuneprune_steps: int = field(default=DEFAULT_STEPS, metadata={"help": "tuneprune training steps"})
-    precision: str = field(default="fp32", metadata={"help": "fp32 or bf16-autocast"})
+    precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
     granularity: str = field(default="neuron", metadata={"help": "neuron (removed) or weight (zeroed; classifiers)"})
     task: str = field(default="sst2", metadata={"help": "classifiers: the task scored and recovered on"})

@@ -25,7 +25,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from forgetting.errors import UsageError, check_choice, check_range
-from forgetting.models.precision import PRECISIONS, autocast
+from forgetting.device import PRECISIONS, autocast
 from forgetting.pruning.scores import NeuronScores, batches_on, check_llama, mlp_modules
 
 DEFAULT_L1_LAMBDA = 1e-4

@@ -32,9 +32,17 @@ def code_version() -> str:
     return digest.hexdigest()[:16]
 
 
+# Where a stage runs is not what it computes: these parameters stay out of the cache key, and the
+# precision they resolve to (``precision=auto`` is fp32 on a CPU, bf16 autocast on a GPU) goes in.
+PLACEMENT_PARAMS = ("device", "gpus")
+
+
 def cache_key(entry_point: str, params: Mapping[str, Any], upstream: Mapping[str, str]) -> str:
-    payload = {"entry_point": entry_point, "params": {k: str(v) for k, v in params.items()},
-               "upstream": dict(upstream), "code": code_version()}
+    from forgetting.device import current
+
+    payload = {"entry_point": entry_point,
+               "params": {k: str(v) for k, v in params.items() if k not in PLACEMENT_PARAMS},
+               "upstream": dict(upstream), "code": code_version(), "compute_precision": current().precision}
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:24]
 
 
@@ -54,6 +62,8 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
     Returns ``(run, reused)``. Parameters are logged before ``body`` starts; ``body`` logs
     metrics and artifacts to the active run.
     """
+    from forgetting.device import current, usage_metrics
+
     configure()
     upstream = dict(upstream or {})
     key = cache_key(entry_point, params, upstream)
@@ -76,7 +86,9 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
         # start_run in the body (Optuna trials) would resume the stage run instead of starting one.
         os.environ.pop("MLFLOW_RUN_ID", None)
         log_unlogged_params(run.info.run_id, {**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
+        mlflow.set_tags({f"{TAG}{name}": value for name, value in current().tags().items()})
         body(run)
+        mlflow.log_metrics(usage_metrics())
     return mlflow.get_run(run.info.run_id), False
 
 

@@ -61,7 +61,7 @@ def train_classifier(model, tokenizer, rows: Sequence[dict], *, lr: float, epoch
 
 @torch.inference_mode()
 def predict(model, tokenizer, rows: Sequence[dict], batch_size: int = 32, precision: str = "fp32") -> list[int]:
-    from forgetting.models.precision import autocast
+    from forgetting.device import autocast
 
     model.eval()
     predictions: list[int] = []

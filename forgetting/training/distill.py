@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from forgetting.errors import UsageError, check_range
-from forgetting.models.precision import autocast
+from forgetting.device import autocast
 from forgetting.training.optimizer import adamw_with_warmup
 
 

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import mlflow
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import DEVICE_HELP, PRECISIONS
 
 STUDENT_LAYERS = re.compile(r"^layers:(\d+)$")
 
@@ -35,6 +36,7 @@ class DistillConfig:
     train_limit: int = field(default=0, metadata={"help": "train rows (0 = the whole train split)"})
     eval_limit: int = field(default=0, metadata={"help": "eval rows (0 = the whole eval split)"})
     precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     seed: int = field(default=0, metadata={"help": "seed of row order"})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
 

@@ -18,9 +18,10 @@ from dataclasses import dataclass, field
 
 import mlflow
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.registry import Registry
 
 PUBLISHED_LRS = {"counterfact": (1e-6, 5e-6, 1e-5, 5e-5, 1e-4)}
@@ -48,6 +49,7 @@ class FinetuneConfig:
     eval_limit: int = field(default=0, metadata={"help": "eval rows (0 = the whole eval split)"})
     batch_size: int = field(default=8, metadata={"help": "examples per step and per scoring batch"})
     precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     seed: int = field(default=0, metadata={"help": "seed of splits, row order and the sampler"})
     storage: str = field(default="", metadata={"help": "Optuna RDB URL ('' = sqlite next to the tracking store)"})
 

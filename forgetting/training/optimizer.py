@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from transformers import get_linear_schedule_with_warmup
 
-from forgetting.models.precision import autocast
+from forgetting.device import autocast, on_device
 
 
 def adamw_with_warmup(model, lr: float, total_steps: int, warmup_fraction: float = 0.1,
@@ -17,10 +17,10 @@ def adamw_with_warmup(model, lr: float, total_steps: int, warmup_fraction: float
 
 def optimizer_step(model, batch: dict, optimizer, scheduler, precision: str = "fp32",
                    max_grad_norm: float = 1.0) -> float:
-    """Forward, backward, clip, step; returns the batch loss."""
+    """Forward, backward, clip, step on the model's device; returns the batch loss."""
     model.train()
-    with autocast(precision):
-        loss = model(**batch).loss
+    with autocast(precision, model.device):
+        loss = model(**on_device(batch, model.device)).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()

@@ -15,9 +15,10 @@ import mlflow
 import torch
 from tqdm.auto import tqdm
 
+from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.models.precision import PRECISIONS
+from forgetting.device import DEVICE_HELP, GPUS_HELP, PRECISIONS
 
 CHECKPOINTS_TAG = "forgetting.checkpoints"  # JSON {step: "models:/name/version"}
 
@@ -33,6 +34,8 @@ class TrainConfig:
     block_size: int = field(default=256, metadata={"help": "tokens per block"})
     eval_blocks: int = field(default=16, metadata={"help": "held-out Python-code blocks for the loss"})
     precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
+    device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    gpus: int = field(default=1, metadata={"help": GPUS_HELP})
     seed: int = field(default=0, metadata={"help": "seed of the corpus split and order"})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = <model>-python)"})
 

@@ -1,0 +1,148 @@
+"""One device policy for every stage: where models and batches live and what ``precision`` means there.
+
+A stage selects the policy once, from its ``device``, ``precision`` and ``gpus`` parameters, before
+any run exists (``select``: a device that is not there is a one-line error). From then on
+``load_model`` places models on ``current().device``, every forward pass moves its batch to
+``model.device`` (``on_device``), and ``autocast`` uses the device's type, so no stage names a
+device itself.
+
+- ``device``: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` (the process's own GPU:
+  ``LOCAL_RANK`` under ``torchrun``) or ``cuda:N``.
+- ``precision``: ``auto`` is fp32 on a CPU (numbers match lm-eval's fp32 default) and bf16 autocast
+  over fp32 master weights on a GPU that supports bf16 (attention through PyTorch SDPA, whose flash
+  kernel runs in bf16), fp32 on one that does not; ``fp32`` and ``bf16-autocast`` mean the same on
+  every device. Weights stay fp32: pure bf16 parameters do not learn at small learning rates, and
+  bf16 autocast is ~2.5x faster than fp32 for training SmolLM2 on a CPU too (DESIGN.md).
+"""
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+from dataclasses import dataclass
+
+import torch
+
+from forgetting.errors import UsageError, check_choice
+
+PRECISIONS = ("auto", "fp32", "bf16-autocast")
+DEVICE_HELP = "auto (CUDA when present, else CPU), cpu, cuda or cuda:N"
+GPUS_HELP = ("data-parallel processes started with torchrun, one per GPU (with device=cpu: CPU processes "
+             "on the gloo backend)")
+
+
+@dataclass(frozen=True)
+class DevicePolicy:
+    device: torch.device
+    precision: str  # the resolved one: fp32 or bf16-autocast
+
+    @property
+    def gpu_name(self) -> str:
+        return torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else "none"
+
+    def tags(self) -> dict[str, str]:
+        """What the run's UI shows about where it ran."""
+        return {"device": str(self.device), "gpu_name": self.gpu_name, "compute_precision": self.precision}
+
+
+_current: DevicePolicy | None = None
+
+
+def local_rank() -> int:
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def parse_device(spec: str) -> torch.device:
+    """The device ``spec`` names on this machine; UsageError (naming what is available) if it is not here."""
+    available = cuda_count()
+    have = f"this machine has {available} CUDA device{'s' if available != 1 else ''}" + (
+        f" (cuda:0..cuda:{available - 1})" if available else "")
+    if spec == "auto":
+        return torch.device("cuda", local_rank()) if available else torch.device("cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or (spec.startswith("cuda:") and spec[5:].isdigit()):
+        index = local_rank() if spec == "cuda" else int(spec[5:])
+        if index >= available:
+            raise UsageError(f"device={spec!r} is not available: {have}")
+        return torch.device("cuda", index)
+    raise UsageError(f"device={spec!r} is not one of: {DEVICE_HELP}")
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    check_choice("precision", precision, PRECISIONS)
+    bf16 = device.type == "cpu" or torch.cuda.is_bf16_supported()
+    if precision == "auto":
+        return "bf16-autocast" if device.type == "cuda" and bf16 else "fp32"
+    if precision == "bf16-autocast" and not bf16:
+        raise UsageError(f"precision='bf16-autocast' is not supported on {device} "
+                         f"({torch.cuda.get_device_name(device)}); use fp32 or auto")
+    return precision
+
+
+def cuda_count() -> int:
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def check_gpus(gpus: int, device: str) -> None:
+    """``gpus`` processes fit the machine: one GPU each, or (device=cpu) one core each."""
+    if gpus < 1:
+        raise UsageError(f"gpus={gpus} must be at least 1")
+    if gpus == 1:
+        return
+    if device == "cpu":
+        if gpus > (os.cpu_count() or 1):
+            raise UsageError(f"gpus={gpus} CPU processes is more than this machine's {os.cpu_count()} cores")
+        return
+    if device.startswith("cuda:"):
+        raise UsageError(f"gpus={gpus} needs device=auto or cuda (each process takes its own GPU), not {device!r}")
+    if gpus > cuda_count():
+        raise UsageError(f"gpus={gpus} is more than this machine's {cuda_count()} CUDA devices"
+                         + ("" if cuda_count() else "; use device=cpu for CPU processes"))
+
+
+def select(device: str = "auto", precision: str = "auto", gpus: int = 1) -> DevicePolicy:
+    """Validate and set the process's device policy (every check before any work)."""
+    global _current
+    check_gpus(gpus, device)
+    resolved = parse_device(device)
+    _current = DevicePolicy(resolved, resolve_precision(precision, resolved))
+    if resolved.type == "cuda":
+        torch.cuda.set_device(resolved)
+        torch.cuda.reset_peak_memory_stats(resolved)
+    return _current
+
+
+def current() -> DevicePolicy:
+    """The selected policy; ``auto`` with fp32 when no stage selected one (a library call, a test)."""
+    global _current
+    if _current is None:
+        device = parse_device("auto")
+        _current = DevicePolicy(device, resolve_precision("auto", device))
+    return _current
+
+
+def autocast(precision: str | None = None, device: torch.device | str | None = None):
+    """The autocast context of ``precision`` (default: the policy's) on ``device`` (default: the policy's)."""
+    device = torch.device(device) if device is not None else current().device
+    resolved = resolve_precision(precision, device) if precision else current().precision
+    if resolved == "fp32":
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def on_device(batch, device):
+    """``batch`` (a tensor, or a mapping of tensors and other values) on ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    return {key: value.to(device, non_blocking=True) if isinstance(value, torch.Tensor) else value
+            for key, value in batch.items()}
+
+
+def usage_metrics() -> dict[str, float]:
+    """``peak_rss_mb`` of this process and ``peak_gpu_memory_mb`` from the CUDA allocator (0 on a CPU)."""
+    metrics = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+    device = current().device
+    metrics["peak_gpu_memory_mb"] = (torch.cuda.max_memory_allocated(device) / 2**20
+                                     if device.type == "cuda" else 0.0)
+    return metrics
