@@ -134,10 +134,8 @@ def train_stage(config, study: str = "unlearning"):
     """Continued training on Python code in a cached, resumable stage run."""
     from forgetting.training.stage import train_model
 
-    def body(run, origin):
-        return train_model(config, {k: v for k, v in origin.items() if k != "step"}, run)
-
-    run, reused = cached_model_stage(study, "train", config, body, lineage_keys=("method", "sparsity"))
+    run, reused = cached_model_stage(study, "train", config, lambda run, origin: train_model(config, origin, run),
+                                     lineage_keys=("method", "sparsity"))
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "heldout_loss")
     curve = " -> ".join(f"{m.value:.3f}" for m in sorted(history, key=lambda m: m.step))
     print(f"train {config.model} {config.steps} steps: held-out Python loss {curve}  "

@@ -129,14 +129,15 @@ class StageJob:
     gpus: bool = True
 
 
-def unlearning_jobs(model: str, preset_name: str, storage: str) -> list[StageJob]:
-    """prune → train → finetune → analyze for ``main``'s grid, every config validated."""
+def unlearning_jobs(model: str, preset_name: str, storage: str, gpus: int = 1) -> list[StageJob]:
+    """prune → train → finetune → analyze for ``main``'s grid, every config validated; each train task
+    runs data-parallel on its ``gpus`` (torchrun started by the train entry point)."""
     from forgetting.analysis import AnalyzeConfig
     from forgetting.unlearning import PRESETS, stage_configs
 
     preset = PRESETS[preset_name]
     prunes, train, finetunes = stage_configs(model, preset)
-    trains = [replace(train, model=start)
+    trains = [replace(train, model=start, gpus=max(gpus, 1))
               for start in [model, *(f"models:/{prune.model_name()}@pruned" for prune in prunes)]]
     steps = train.checkpoint_steps()
     if not preset.finetune_every_checkpoint:
@@ -233,7 +234,7 @@ def submit_script(jobs: list[StageJob], config: LaunchConfig) -> str:
 
 def scripts(config: LaunchConfig) -> dict[str, str]:
     """``{file name: text}`` of every job script and ``submit.sh``."""
-    jobs = (unlearning_jobs(config.model, config.preset, config.storage) if config.study == "unlearning"
+    jobs = (unlearning_jobs(config.model, config.preset, config.storage, config.gpus) if config.study == "unlearning"
             else forgetting_jobs(config))
     texts = {script_name(position, job): job_script(job, config) for position, job in enumerate(jobs, start=1)}
     return texts | {"submit.sh": submit_script(jobs, config)}

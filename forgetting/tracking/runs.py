@@ -88,7 +88,8 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
         log_unlogged_params(run.info.run_id, {**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
         mlflow.set_tags({f"{TAG}{name}": value for name, value in current().tags().items()})
         body(run)
-        mlflow.log_metrics(usage_metrics())
+        logged = mlflow.get_run(run.info.run_id).data.metrics  # a data-parallel body logs its busiest process
+        mlflow.log_metrics({k: v for k, v in usage_metrics().items() if k not in logged})
     return mlflow.get_run(run.info.run_id), False
 
 
@@ -124,14 +125,14 @@ def previous_attempt(run: Run, study: str) -> Run | None:
                  if r.info.run_id != run.info.run_id and r.info.status != "FINISHED"), None)
 
 
-def continue_history(previous: Run, run: Run, keys: list[str], before_step: int) -> None:
-    """Copy ``previous``'s metric history below ``before_step`` into ``run`` and mark ``previous``
-    KILLED, so the resumed run holds the whole curve and no stale run stays RUNNING."""
+def continue_history(previous: Run, run: Run, before_step: Mapping[str, int]) -> None:
+    """Copy ``previous``'s history of each metric below its ``before_step`` into ``run`` and mark
+    ``previous`` KILLED, so the resumed run holds the whole curve and no stale run stays RUNNING."""
     from mlflow.entities import Metric
 
     client = mlflow.MlflowClient()
-    history = [Metric(m.key, m.value, m.timestamp, m.step) for key in keys
-               for m in client.get_metric_history(previous.info.run_id, key) if m.step < before_step]
+    history = [Metric(m.key, m.value, m.timestamp, m.step) for key, bound in before_step.items()
+               for m in client.get_metric_history(previous.info.run_id, key) if m.step < bound]
     for start in range(0, len(history), 1000):
         client.log_batch(run.info.run_id, metrics=history[start:start + 1000])
     client.set_tag(run.info.run_id, f"{TAG}resumed_from", previous.info.run_id)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 
 import mlflow
 import torch
@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import check_choice, check_range
+from forgetting.training.distributed import check_batch
 from forgetting.models import DEFAULT_MODEL
 from forgetting.device import DEVICE_HELP, GPUS_HELP, PRECISIONS
 
@@ -47,6 +48,7 @@ class TrainConfig:
         for name in ("batch_size", "block_size", "eval_blocks"):
             check_range(name, getattr(self, name), 1)
         check_choice("precision", self.precision, PRECISIONS)
+        check_batch(self.batch_size, self.gpus)
 
     def model_name(self) -> str:
         from forgetting.tracking.checkpoints import registered_name
@@ -59,78 +61,147 @@ class TrainConfig:
 
 def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
     """Inside the active run: train, checkpoint, register; resume from a killed attempt's state.
+    With ``gpus > 1`` the loop runs in that many torchrun processes (``train_process``).
 
     A tracking server lost for longer than MLflow's retries stops the stage with the local
     checkpoint's folder and the command that resumes from it."""
     from forgetting.backends.commands import rerun_command
+    from forgetting.models import resolve_model
     from forgetting.tracking.retry import on_server_loss
     from forgetting.tracking.runs import TAG
+    from forgetting.training.distributed import run_processes
     from forgetting.training.resume import state_dir
 
     run = mlflow.get_run(run.info.run_id)
     key = run.data.tags[f"{TAG}cache_key"]
-    directory = state_dir(key)
-    with on_server_loss(directory, rerun_command("train", config, lineage["study"])):
-        return _train(config, lineage, run, key, directory)
+    location = resolve_model(config.model)
+    with on_server_loss(state_dir(key), rerun_command("train", config, lineage["study"])):
+        if config.gpus > 1:
+            run_processes("forgetting.training.process", {"config": asdict(config), "lineage": lineage,
+                                                          "run_id": run.info.run_id, "key": key,
+                                                          "location": location}, config.gpus)
+            return mlflow.get_run(run.info.run_id).data.metrics
+        return _train(config, location, state_dir(key), Checkpointer(config, lineage, run, key))
 
 
-def _train(config: TrainConfig, lineage: dict, run, key: str, directory) -> dict[str, float]:
-    from forgetting.models import load_model, resolve_model
-    from forgetting.tracking import log_checkpoint
-    from forgetting.tracking.checkpoints import version_by_key
-    from forgetting.tracking.runs import continue_history, previous_attempt
-    from forgetting.training.corpus import lm_batches, python_code_blocks
-    from forgetting.training.loss import heldout_loss
-    from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
+def train_process(job: dict) -> None:
+    """One torchrun process of a data-parallel ``train``: rank 0 logs to the job's run."""
+    from forgetting import device
+    from forgetting.tracking import configure
+    from forgetting.training.distributed import rank
+    from forgetting.training.resume import state_dir
+
+    config = TrainConfig(**job["config"])
+    device.select(config.device, config.precision, config.gpus)
+    checkpointer = None
+    if rank() == 0:
+        configure()
+        mlflow.start_run(run_id=job["run_id"])
+        checkpointer = Checkpointer(config, job["lineage"], mlflow.get_run(job["run_id"]), job["key"])
+    _train(config, job["location"], state_dir(job["key"]), checkpointer)
+
+
+class Checkpointer:
+    """Rank 0's bookkeeping: held-out loss, logged and registered checkpoints, the curves of a killed attempt."""
+
+    def __init__(self, config: TrainConfig, lineage: dict, run, key: str):
+        self.config, self.lineage, self.run, self.key = config, lineage, run, key
+
+    def resume(self, start: int) -> None:
+        from forgetting.tracking.runs import continue_history, previous_attempt
+
+        if previous := previous_attempt(self.run, self.lineage["study"]):
+            # the loss of step ``start`` was logged before its state; its held-out loss is logged again
+            continue_history(previous, self.run, {"train_loss": start + 1, "heldout_loss": start})
+
+    def __call__(self, step: int, folder, model, held_out) -> None:
+        from forgetting.tracking import log_checkpoint
+        from forgetting.training.corpus import lm_batches
+        from forgetting.training.loss import heldout_loss
+
+        loss = heldout_loss(model, lm_batches(held_out, self.config.batch_size), self.config.precision)
+        mlflow.log_metric("heldout_loss", loss, step=step)
+        log_checkpoint(folder, f"checkpoints/step-{step:06d}", register_as=self.config.model_name(),
+                       alias=f"step-{step}", version_key=f"{self.key}:{step}",
+                       tags={**{k: v for k, v in self.lineage.items() if k != "step"}, "stage": "train",
+                             "step": step})
+        print(f"  step {step}: held-out Python loss {loss:.4f}")
+
+    def finish(self, checkpoints: list[int]) -> None:
+        from forgetting.tracking.checkpoints import version_by_key
+
+        name = self.config.model_name()
+        versions = {step: version_by_key(name, f"{self.key}:{step}") for step in checkpoints}
+        mlflow.set_tag(CHECKPOINTS_TAG, json.dumps({s: f"models:/{v.name}/{v.version}" for s, v in versions.items()}))
+
+
+def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpointer | None) -> dict[str, float]:
+    """Every rank: the training loop (DDP through accelerate when there are several processes);
+    ``checkpointer`` is rank 0's, None on the others."""
+    from forgetting.device import autocast, on_device
+    from forgetting.models import load_model
+    from forgetting.training.corpus import python_code_blocks
+    from forgetting.training.distributed import accelerator as make_accelerator
+    from forgetting.training.distributed import local_rows, peak_usage
+    from forgetting.training.optimizer import adamw_with_warmup
     from forgetting.training.resume import clear_state, load_state, save_state
 
+    accelerator = make_accelerator()
     state = load_state(directory)
-    model, tokenizer = load_model(str(state[0]) if state else config.model)
+    model, tokenizer = load_model(str(state[0]) if state else location)
     train_blocks = python_code_blocks(tokenizer, "train", config.block_size, config.steps * config.batch_size,
                                       config.seed)
     held_out = python_code_blocks(tokenizer, "eval", config.block_size, config.eval_blocks, config.seed)
-    optimizer, scheduler = adamw_with_warmup(model, config.lr, config.steps, config.warmup_fraction)
+    wrapped = accelerator.prepare_model(model)
+    optimizer, scheduler = adamw_with_warmup(wrapped, config.lr, config.steps, config.warmup_fraction)
     start = 0
     if state:
         optimizer.load_state_dict(state[1]["optimizer"])
         scheduler.load_state_dict(state[1]["scheduler"])
         torch.set_rng_state(state[1]["rng"])
         start = state[1]["step"]
-    if previous := previous_attempt(run, lineage["study"]):
-        continue_history(previous, run, ["train_loss", "heldout_loss"], start)
-
-    def checkpoint(step: int, folder) -> None:
-        loss = heldout_loss(model, lm_batches(held_out, config.batch_size), config.precision)
-        mlflow.log_metric("heldout_loss", loss, step=step)
-        log_checkpoint(folder, f"checkpoints/step-{step:06d}", register_as=config.model_name(),
-                       alias=f"step-{step}", version_key=f"{key}:{step}",
-                       tags={**lineage, "stage": "train", "step": step})
-        print(f"  step {step}: held-out Python loss {loss:.4f}")
-
     checkpoints = config.checkpoint_steps()
-    if start in checkpoints:
-        checkpoint(start, state[0] if state else resolve_model(config.model))
+    if checkpointer:
+        checkpointer.resume(start)
+        if start in checkpoints:
+            checkpointer(start, state[0] if state else location, model, held_out)
+    accelerator.wait_for_everyone()
     trained, seconds = 0, 0.0
-    for step in tqdm(range(start, config.steps), desc="train", unit="step", initial=start, total=config.steps):
-        batch = _batch(train_blocks, step, config.batch_size)
+    for step in tqdm(range(start, config.steps), desc="train", unit="step", initial=start, total=config.steps,
+                     disable=not accelerator.is_main_process):
+        batch = local_rows(_batch(train_blocks, step, config.batch_size), accelerator.num_processes,
+                           accelerator.process_index)
         began = time.perf_counter()
-        loss = optimizer_step(model, batch, optimizer, scheduler, config.precision)
+        wrapped.train()
+        with autocast(config.precision, model.device):
+            loss = wrapped(**on_device(batch, model.device)).loss
+        accelerator.backward(loss)
+        accelerator.clip_grad_norm_(wrapped.parameters(), 1.0)
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        loss = accelerator.reduce(loss.detach(), "mean").item()
         seconds += time.perf_counter() - began
-        trained += batch["input_ids"].numel()
-        mlflow.log_metric("train_loss", loss, step=step + 1)
+        trained += batch["input_ids"].numel() * accelerator.num_processes
+        if checkpointer:
+            mlflow.log_metric("train_loss", loss, step=step + 1)
         if step + 1 in checkpoints:
-            checkpoint(step + 1, save_state(directory, model, tokenizer, optimizer, scheduler, step + 1))
-    metrics = {"tokens_per_second": trained / seconds if seconds else 0.0, "train_tokens": trained}
-    mlflow.log_metrics(metrics)
-    versions = {step: version_by_key(config.model_name(), f"{key}:{step}") for step in checkpoints}
-    mlflow.set_tag(CHECKPOINTS_TAG, json.dumps({s: f"models:/{v.name}/{v.version}" for s, v in versions.items()}))
-    clear_state(directory)
+            if checkpointer:
+                folder = save_state(directory, model, tokenizer, optimizer, scheduler, step + 1)
+                checkpointer(step + 1, folder, model, held_out)
+            accelerator.wait_for_everyone()
+    metrics = {"tokens_per_second": trained / seconds if seconds else 0.0, "train_tokens": trained,
+               "processes": accelerator.num_processes, **peak_usage(accelerator)}
+    if checkpointer:
+        mlflow.log_metrics(metrics)
+        checkpointer.finish(checkpoints)
+        clear_state(directory)
     return metrics
 
 
 def _batch(blocks, step: int, batch_size: int) -> dict:
-    """The step's blocks, cycling through the corpus (a pure function of the step, so resuming
-    replays the same order)."""
+    """The step's global batch, cycling through the corpus (a pure function of the step, so resuming
+    with any number of processes replays the same order)."""
     from forgetting.training.corpus import lm_batches
 
     rows = torch.arange(step * batch_size, (step + 1) * batch_size) % len(blocks)

@@ -1,0 +1,83 @@
+"""Data-parallel training on existing engines: ``torchrun`` starts the processes, accelerate wraps the model.
+
+A stage with ``gpus > 1`` opens its MLflow run as usual (cache, lineage, resume of a killed attempt),
+then runs ``torch.distributed.run --standalone`` with one process per GPU (or per CPU core with
+``device=cpu``: the gloo backend, which is how CI tests this path) and waits for it. The processes
+read their job (the config, the run, the cache key, the resolved model) from the environment;
+rank 0 logs to that run and registers checkpoints, the other ranks never touch the tracking store.
+Each rank takes its slice of every global batch, so a step of N processes is the step of one
+process on the same global batch (DDP averages the gradients).
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import timedelta
+
+from forgetting.device import current
+from forgetting.errors import UsageError
+
+JOB_VARIABLE = "FORGETTING_DISTRIBUTED_JOB"
+# Rank 0 logs and registers checkpoints while the others wait at the next collective.
+COLLECTIVE_TIMEOUT = timedelta(hours=2)
+
+
+class ProcessesFailed(RuntimeError):
+    """A torchrun process failed or was killed; the run's local state lets a rerun resume."""
+
+
+def rank() -> int:
+    return int(os.environ.get("RANK", "0"))
+
+
+def run_processes(module: str, job: dict, processes: int) -> None:
+    """``python -m module`` as ``processes`` torchrun processes on this node with ``job`` in their
+    environment; returns when all finished, raises ``ProcessesFailed`` when one did not."""
+    environment = {**os.environ, JOB_VARIABLE: json.dumps(job)}
+    environment.pop("MLFLOW_RUN_ID", None)  # rank 0 logs to the job's run, never a launcher's
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
+               "-m", module]
+    sys.stdout.flush()
+    exit_code = subprocess.run(command, env=environment).returncode
+    if exit_code:
+        raise ProcessesFailed(f"{processes} data-parallel processes ended with exit status {exit_code}; "
+                              "the same command resumes from the last checkpoint")
+
+
+def job() -> dict:
+    """The job ``run_processes`` handed this process."""
+    return json.loads(os.environ[JOB_VARIABLE])
+
+
+def check_batch(batch_size: int, gpus: int) -> None:
+    if batch_size % gpus:
+        raise UsageError(f"batch_size={batch_size} must be a multiple of gpus={gpus} (each process takes an "
+                         "equal slice of the global batch)")
+
+
+def accelerator():
+    """The accelerate ``Accelerator`` of this process (under torchrun it starts the process group: nccl
+    on GPUs, gloo on CPUs). Placement stays with the device policy, precision with ``autocast``."""
+    from accelerate import Accelerator, InitProcessGroupKwargs
+
+    return Accelerator(cpu=current().device.type == "cpu", device_placement=False,
+                       kwargs_handlers=[InitProcessGroupKwargs(timeout=COLLECTIVE_TIMEOUT)])
+
+
+def local_rows(batch: dict, processes: int, index: int) -> dict:
+    """This process's equal slice of a global batch."""
+    size = len(batch["input_ids"]) // processes
+    return {key: value[index * size:(index + 1) * size] for key, value in batch.items()}
+
+
+def peak_usage(accelerator) -> dict[str, float]:
+    """``usage_metrics`` of the busiest process."""
+    import torch
+
+    from forgetting.device import usage_metrics
+
+    usage = usage_metrics()
+    peaks = accelerator.gather(torch.tensor([list(usage.values())], device=current().device)).amax(dim=0)
+    return dict(zip(usage, peaks.tolist()))
