@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import torch
 
+from forgetting.device import on_device
+
 IGNORE = -100
 
 
@@ -28,9 +30,10 @@ class Encoded:
     def subset(self, index) -> "Encoded":
         return Encoded(self.input_ids[index], self.attention_mask[index], self.labels[index])
 
-    def batches(self, batch_size: int):
+    def batches(self, batch_size: int, device: torch.device | str):
+        """Consecutive batches, each moved to ``device`` (the model's; the data itself stays on the CPU)."""
         for start in range(0, len(self), batch_size):
-            yield self.batch(slice(start, start + batch_size))
+            yield on_device(self.batch(slice(start, start + batch_size)), device)
 
 
 def encode_examples(tokenizer, examples: list[dict], max_length: int = 128) -> Encoded:
@@ -67,9 +70,9 @@ def token_losses(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def example_losses(model, data: Encoded, batch_size: int = 16) -> torch.Tensor:
-    """Per-example loss, shape ``(n,)``."""
+    """Per-example loss, shape ``(n,)``, on the model's device."""
     losses = []
-    for batch in data.batches(batch_size):
+    for batch in data.batches(batch_size, model.device):
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
         losses.append(token_losses(logits, batch["labels"]))
     return torch.cat(losses)

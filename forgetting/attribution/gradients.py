@@ -12,6 +12,7 @@ import torch
 from torch.func import functional_call, grad, vmap
 
 from forgetting.attribution.examples import Encoded, token_losses
+from forgetting.device import on_device
 
 
 def selected_parameters(model, contains: str = "") -> dict[str, torch.Tensor]:
@@ -21,7 +22,7 @@ def selected_parameters(model, contains: str = "") -> dict[str, torch.Tensor]:
 def test_gradient(model, test: Encoded, params: dict[str, torch.Tensor], batch_size: int) -> dict[str, torch.Tensor]:
     """Gradient of the mean test loss with respect to ``params``."""
     total = {name: torch.zeros_like(p) for name, p in params.items()}
-    for batch in test.batches(batch_size):
+    for batch in test.batches(batch_size, model.device):
         def batch_loss(selected):
             logits = functional_call(model, selected, (batch["input_ids"],)).logits
             return token_losses(logits, batch["labels"]).sum() / len(test)
@@ -31,7 +32,8 @@ def test_gradient(model, test: Encoded, params: dict[str, torch.Tensor], batch_s
 
 
 def per_example_dot(model, train: Encoded, test: Encoded, batch_size: int, contains: str = "") -> torch.Tensor:
-    """``<grad l(train_i), grad L_test>`` for every training example, shape ``(n,)``."""
+    """``<grad l(train_i), grad L_test>`` for every training example, shape ``(n,)``, on the model's device
+    (the parameters, the model's own buffers and every batch are there)."""
     model.eval()
     params = selected_parameters(model, contains)
     target = test_gradient(model, test, params, batch_size)
@@ -42,7 +44,7 @@ def per_example_dot(model, train: Encoded, test: Encoded, batch_size: int, conta
 
     per_example = vmap(grad(example_loss), in_dims=(None, 0, 0))
     dots = []
-    for batch in train.batches(batch_size):
+    for batch in train.batches(batch_size, model.device):
         grads = per_example(params, batch["input_ids"], batch["labels"])
         dots.append(sum((g.flatten(1) * target[name].flatten()).sum(-1) for name, g in grads.items()))
     return torch.cat(dots)
@@ -56,7 +58,7 @@ def naive_dot(model, train: Encoded, test: Encoded, batch_size: int, contains: s
     dots = []
     for index in range(len(train)):
         model.zero_grad(set_to_none=True)
-        batch = train.batch(slice(index, index + 1))
+        batch = on_device(train.batch(slice(index, index + 1)), model.device)
         token_losses(model(input_ids=batch["input_ids"]).logits, batch["labels"])[0].backward()
         dots.append(sum((p.grad * target[n]).sum() for n, p in model.named_parameters() if n in names))
     model.zero_grad(set_to_none=True)

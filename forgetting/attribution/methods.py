@@ -71,7 +71,7 @@ def tracin(model, train: Encoded, sources: list[str], test: Encoded, budget: Bud
     from forgetting.attribution.gradients import per_example_dot
 
     scratch = copy.deepcopy(model) if checkpoints else model
-    scores = torch.zeros(len(train))
+    scores = torch.zeros(len(train), device=scratch.device)
     for state, lr in tqdm(checkpoints or [(None, budget.lr)], desc="tracin", unit="checkpoint", leave=False):
         if state is not None:
             scratch.load_state_dict(state)

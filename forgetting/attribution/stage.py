@@ -11,12 +11,12 @@ the model itself as its one checkpoint.
 Logged: per method ``rank_<method>`` (of the responsible source), ``runtime_s_<method>``, the
 tables ``attribution/<method>_sources.json`` and ``attribution/<method>_examples.json``, the top-k
 examples ``attribution/<method>_top.json``; ``spearman_<a>_vs_<b>`` and ``pearson_<a>_vs_<b>``
-between methods' per-source scores (``leave-dataset-out`` among them); ``peak_rss_mb``.
+between methods' per-source scores (``leave-dataset-out`` among them). ``peak_rss_mb`` and
+``peak_gpu_memory_mb`` are logged for the whole run by ``run_stage``, after the body.
 """
 from __future__ import annotations
 
 import json
-import resource
 import time
 from dataclasses import dataclass, field
 from itertools import combinations
@@ -27,7 +27,6 @@ import mlflow
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.device import DEVICE_HELP, PRECISIONS
 
 METHODS = ("untrac", "untrac-inv", "tracin")
 GROUND_TRUTH = "leave-dataset-out"
@@ -178,6 +177,5 @@ def attribute(config: AttributeConfig) -> dict[str, float]:
         pair = pd.concat([per_source[a], per_source[b]], axis=1)
         for correlation in ("spearman", "pearson"):
             metrics[f"{correlation}_{a}_vs_{b}"] = float(pair.corr(method=correlation).iloc[0, 1])
-    metrics["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     mlflow.log_metrics(metrics)
     return metrics

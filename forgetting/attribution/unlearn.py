@@ -20,7 +20,7 @@ def unlearned_copy(model, data: Encoded, lr: float, steps: int, batch_size: int,
     if gradient_checkpointing:
         copy_.gradient_checkpointing_enable()
     optimizer = torch.optim.Adam(copy_.parameters(), lr=lr)
-    batches = list(data.batches(batch_size))
+    batches = list(data.batches(batch_size, copy_.device))
     for step in range(steps):
         batch = batches[step % len(batches)]
         logits = copy_(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits

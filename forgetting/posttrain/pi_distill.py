@@ -10,7 +10,8 @@ Each step, on a batch of prompts:
   response token pulls the student towards what the teacher would say. The teacher side of the KL
   is detached: the student moves towards the teacher, not the teacher towards the student.
 
-loss = teacher CE + ``kl_coef`` · reverse KL; both terms and the total are logged per step.
+loss = teacher CE + ``kl_coef`` · reverse KL; both terms and the total are logged per step (by rank 0).
+Sampling and both losses run on the model's device, under ``autocast`` of ``config.precision`` there.
 """
 from __future__ import annotations
 
@@ -22,15 +23,16 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from forgetting.posttrain.trl_methods import objective_summary
+from forgetting.device import autocast
+from forgetting.posttrain.trl_methods import is_main_process, objective_summary
 
 
 def with_hint(prompt: str, reference: str) -> str:
     return f"Reference solution (privileged):{reference}\n\n{prompt}"
 
 
-def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int):
-    """Right-padded ``prompt + completion`` ids with a mask over the completion tokens."""
+def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int, device):
+    """Right-padded ``prompt + completion`` ids with a mask over the completion tokens, on ``device``."""
     rows = []
     for prompt, completion in zip(prompts, completions):
         prompt_ids = tokenizer(prompt)["input_ids"]  # with BOS where the model has one
@@ -45,7 +47,7 @@ def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_leng
         input_ids[row, :len(ids)] = torch.tensor(ids)
         attention[row, :len(ids)] = 1
         completion_mask[row, len(ids) - n_completion:len(ids)] = True
-    return input_ids, attention, completion_mask
+    return input_ids.to(device), attention.to(device), completion_mask.to(device)
 
 
 def completion_log_probs(model, input_ids, attention, completion_mask) -> torch.Tensor:
@@ -56,14 +58,14 @@ def completion_log_probs(model, input_ids, attention, completion_mask) -> torch.
 
 
 def reverse_kl(model, tokenizer, prompts, hinted, responses, max_length: int) -> torch.Tensor:
-    student = completion_log_probs(model, *encode_pairs(tokenizer, prompts, responses, max_length))
+    student = completion_log_probs(model, *encode_pairs(tokenizer, prompts, responses, max_length, model.device))
     with torch.no_grad():
-        teacher = completion_log_probs(model, *encode_pairs(tokenizer, hinted, responses, max_length))
+        teacher = completion_log_probs(model, *encode_pairs(tokenizer, hinted, responses, max_length, model.device))
     return (student.exp() * (student - teacher)).sum(-1).mean()
 
 
 def teacher_loss(model, tokenizer, hinted, references, max_length: int) -> torch.Tensor:
-    input_ids, attention, mask = encode_pairs(tokenizer, hinted, references, max_length)
+    input_ids, attention, mask = encode_pairs(tokenizer, hinted, references, max_length, model.device)
     labels = input_ids.masked_fill(~mask, -100)
     return model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
 
@@ -73,15 +75,27 @@ def sample_responses(model, tokenizer, prompts: list[str], max_new_tokens: int, 
     from forgetting.evaluation.generation import cut_at_stop
 
     tokenizer.padding_side = "left"
-    inputs = tokenizer(prompts, return_tensors="pt", padding=True)
+    inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)
     output = model.generate(**inputs, do_sample=True, temperature=1.0, top_k=0, max_new_tokens=max_new_tokens,
                             pad_token_id=tokenizer.pad_token_id)
-    texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
+    texts = tokenizer.batch_decode(output[:, inputs["input_ids"].shape[1]:].cpu(), skip_special_tokens=True)
     return [cut_at_stop(text, stop_strings) for text in texts]
 
 
+def loss_step(model, tokenizer, prompts, hinted, references, responses, config):
+    """Teacher CE, reverse KL and their weighted sum on the model's device, backpropagated and clipped
+    (the optimizer step is the caller's)."""
+    with autocast(config.precision, model.device):
+        ce = teacher_loss(model, tokenizer, hinted, references, config.max_length)
+        kl = reverse_kl(model, tokenizer, prompts, hinted, responses, config.max_length)
+        loss = ce + config.kl_coef * kl
+    model.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    return ce, kl, loss
+
+
 def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
-    from forgetting.device import autocast
     from forgetting.training.optimizer import adamw_with_warmup
 
     optimizer, scheduler = adamw_with_warmup(model, config.lr, config.steps)
@@ -96,17 +110,12 @@ def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
         model.eval()
         responses = sample_responses(model, tokenizer, prompts, config.max_new_tokens, data.domain.stop_strings)
         model.train()
-        with autocast(config.precision):
-            ce = teacher_loss(model, tokenizer, hinted, references, config.max_length)
-            kl = reverse_kl(model, tokenizer, prompts, hinted, responses, config.max_length)
-            loss = ce + config.kl_coef * kl
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        ce, kl, loss = loss_step(model, tokenizer, prompts, hinted, references, responses, config)
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-        mlflow.log_metrics({"loss": loss.item(), "teacher_ce": ce.item(), "reverse_kl": kl.item(),
-                            "learning_rate": scheduler.get_last_lr()[0]}, step=step)
+        if is_main_process():
+            mlflow.log_metrics({"loss": loss.item(), "teacher_ce": ce.item(), "reverse_kl": kl.item(),
+                                "learning_rate": scheduler.get_last_lr()[0]}, step=step)
     model.eval()
     return objective_summary(losses, "loss") | {"objective": "pi_loss"}

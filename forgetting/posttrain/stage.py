@@ -22,7 +22,6 @@ import mlflow
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.device import DEVICE_HELP, PRECISIONS
 
 STARTS = ("base", "safe")
 BACKENDS = ("local", "cluster")
@@ -156,9 +155,10 @@ def posttrain(config: PosttrainConfig) -> dict[str, float]:
     from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
     from forgetting.posttrain.collect import collected
     from forgetting.posttrain.data import MethodData
+    from forgetting.posttrain.trl_methods import is_main_process
     from forgetting.pruning.remove import count_parameters
     from forgetting.rewards.domains import get_domain
-    from forgetting.tracking import home, log_checkpoint
+    from forgetting.tracking import home
     from forgetting.tracking.runs import active_cache_key
 
     domain = get_domain(config.domain)
@@ -178,13 +178,21 @@ def posttrain(config: PosttrainConfig) -> dict[str, float]:
         metrics = POSTTRAIN_METHODS.get(config.method)(model, tokenizer, data, config, work_dir)
     parameters = count_parameters(model)
     metrics = {name: value for name, value in metrics.items() if name != "objective"} | {"parameters": parameters}
+    if is_main_process():  # under torchrun every rank trained (DDP); rank 0 logs and registers
+        _register(model, tokenizer, config, metrics)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    return metrics
+
+
+def _register(model, tokenizer, config: PosttrainConfig, metrics: dict[str, float]) -> None:
+    from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.runs import active_cache_key
+
     mlflow.log_metrics(metrics)
     with tempfile.TemporaryDirectory() as directory:
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         log_checkpoint(directory, register_as=config.model_name(), alias="posttrained", version_key=active_cache_key(),
                        tags={"study": "forgetting", "stage": "posttrain", "method": config.method,
-                             "domain": config.domain, "start": config.start, "scale": parameters,
+                             "domain": config.domain, "start": config.start, "scale": metrics["parameters"],
                              "start_model": config.model, "step": config.steps})
-    shutil.rmtree(work_dir, ignore_errors=True)
-    return metrics

@@ -4,11 +4,13 @@ and GRPO with the domain's verifiable reward (online RL).
 
 Every trainer logs through ``MlflowMetrics`` into the stage run (TRL's own MLflow reporting would log
 every TrainingArguments field as a parameter of the stage run) and checkpoints into ``work_dir``,
-so a killed stage resumes from its last checkpoint.
+so a killed stage resumes from its last checkpoint. Trainers run on the device policy's device and
+precision; under ``torchrun`` they run DDP themselves, and only rank 0 logs to MLflow.
 """
 from __future__ import annotations
 
 import copy
+import os
 from pathlib import Path
 
 import mlflow
@@ -16,9 +18,15 @@ from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
 
+def is_main_process() -> bool:
+    """Rank 0 of a ``torchrun`` job, or the only process: the one that logs and registers."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
 class MlflowMetrics(TrainerCallback):
     """Every numeric value the trainer logs goes to the active MLflow run (``prefix`` + name) at the
-    trainer's global step plus ``offset``; the history stays in ``self.history`` for the objective."""
+    trainer's global step plus ``offset``, from rank 0 only; every rank keeps the history in
+    ``self.history`` for the objective."""
 
     def __init__(self, prefix: str = "", offset: int = 0):
         self.prefix, self.offset, self.history = prefix, offset, []
@@ -27,17 +35,39 @@ class MlflowMetrics(TrainerCallback):
         numeric = {f"{self.prefix}{k}": float(v) for k, v in (logs or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.history.append(numeric)
-        mlflow.log_metrics(numeric, step=state.global_step + self.offset)
+        if is_main_process():
+            mlflow.log_metrics(numeric, step=state.global_step + self.offset)
 
 
 def training_arguments(config_class, config, work_dir: Path, steps: int, **extra):
-    import torch
+    """TRL arguments on the device policy's device; ``bf16`` (autocast over fp32 weights, on a CPU
+    too) when ``config.precision`` resolves to bf16-autocast there."""
+    from forgetting.device import current, resolve_precision
 
-    return config_class(
+    device = current().device
+    args = config_class(
         output_dir=str(work_dir), max_steps=steps, learning_rate=config.lr, per_device_train_batch_size=config.batch_size,
         gradient_accumulation_steps=1, warmup_steps=max(1, steps // 10), logging_steps=1, save_steps=config.checkpoint_every,
-        save_total_limit=1, report_to="none", use_cpu=not torch.cuda.is_available(), seed=config.seed,
-        bf16=config.precision.startswith("bf16"), dataloader_num_workers=0, disable_tqdm=False, **extra)
+        save_total_limit=1, report_to="none", use_cpu=device.type == "cpu", seed=config.seed,
+        bf16=resolve_precision(config.precision, device) == "bf16-autocast", dataloader_num_workers=0,
+        disable_tqdm=False, **extra)
+    return on_policy_gpu(args, device)
+
+
+def on_policy_gpu(args, device):
+    """``args`` pinned to the policy's one GPU. Outside ``torchrun`` transformers picks ``cuda:0`` (and
+    calls ``set_device`` on it) and wraps the model in DataParallel over every visible GPU; its device
+    is a cached property, so the policy's device (``cuda:N``) replaces it. Under ``torchrun`` each
+    process already has its own GPU (``LOCAL_RANK``, which the policy also picks)."""
+    import torch
+    from transformers.training_args import ParallelMode
+
+    if device.type != "cuda" or args.parallel_mode == ParallelMode.DISTRIBUTED:
+        return args
+    args.__dict__["_setup_devices"] = device
+    args._n_gpu = 1
+    torch.cuda.set_device(device)
+    return args
 
 
 def train(trainer, work_dir: Path, callback: MlflowMetrics, objective: str, higher_is_better: bool = False) -> dict:
@@ -104,6 +134,7 @@ def self_play(model, tokenizer, data, config, work_dir: Path) -> dict:
     losses = []
     for round_index in range(config.rounds):
         round_dir = work_dir / f"round-{round_index}"
+        model.eval()  # the previous round's trainer left it training, on the policy's device
         responses, _ = generate(model, tokenizer, [row["prompt"] for row in data.rows], config.max_new_tokens,
                                 config.batch_size, data.domain.stop_strings, config.precision)
         pairs = [{"prompt": row["prompt"], "chosen": data.domain.reference(row), "rejected": response}

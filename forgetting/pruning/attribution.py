@@ -69,13 +69,13 @@ def score_neurons(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]
     """
     check_options(precision=precision)
     mlps = mlp_modules(model)
-    device = next(model.parameters()).device
+    device = model.device
     totals = [torch.zeros(mlp.down_proj.in_features, dtype=torch.float64, device=device) for mlp in mlps]
     captured: list[torch.Tensor | None] = [None] * len(mlps)
     token_count, batch_count, loss_sum = 0, 0, 0.0
     with _evaluation_mode(model), _capturing_activations(model, mlps, captured), torch.enable_grad():
         for batch in tqdm(batches_on(device, batches), desc="attribution", unit="batch", leave=False):
-            with autocast(precision, device.type):
+            with autocast(precision, device):
                 loss = model(**batch).loss
             gradients = torch.autograd.grad(loss, captured)
             for total, activation, gradient in zip(totals, captured, gradients):

@@ -30,22 +30,23 @@ def check_options(statistics=None) -> None:
 
 
 def score_weights(method: str, model: nn.Module, statistics=None, seed: int = 0) -> Weights:
-    """One score per prunable weight, shaped like it; higher = more important."""
+    """One score per prunable weight, shaped like it and on its device; higher = more important."""
     weights = prunable_weights(model)
     if method in NEEDS_STATISTICS:
         _check_statistics(method, weights, statistics)
     if method == "magnitude":
         return {name: weight.detach().abs() for name, weight in weights.items()}
-    if method == "movement":
-        return {name: statistics.movement[name].abs() for name in weights}
+    if method == "movement":  # statistics load onto the CPU
+        return {name: statistics.movement[name].to(weight.device).abs() for name, weight in weights.items()}
     if method == "gradient":
-        return {name: statistics.gradient[name].clone() for name in weights}
+        return {name: statistics.gradient[name].to(weight.device, copy=True) for name, weight in weights.items()}
     if method == "combined":
         parts = [score_weights(part, model, statistics) for part in ("magnitude", "movement", "gradient")]
         return {name: torch.stack([_percentiles(part[name]) for part in parts]).amax(0) for name in weights}
-    if method == "random":
+    if method == "random":  # drawn on the CPU: a seed gives the same scores on every device
         generator = torch.Generator().manual_seed(seed)
-        return {name: torch.rand(weight.shape, generator=generator) for name, weight in weights.items()}
+        return {name: torch.rand(weight.shape, generator=generator).to(weight.device)
+                for name, weight in weights.items()}
     raise UsageError(f"method={method!r} has no weight-level scores; use one of: {', '.join(WEIGHT_CRITERIA)}")
 
 

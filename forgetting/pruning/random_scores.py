@@ -14,7 +14,8 @@ def check_options() -> None:
 
 
 def score_neurons(model: nn.Module, batches: Iterable | None = None, *, seed: int = 0) -> NeuronScores:
-    """Uniform [0, 1) scores drawn from ``seed`` alone; ``batches`` is not read."""
+    """Uniform [0, 1) scores drawn from ``seed`` alone (on the CPU, so a seed gives the same scores on
+    every device), placed on the model's device; ``batches`` is not read."""
     generator = torch.Generator().manual_seed(seed)
-    scores = [torch.rand(width, generator=generator) for width in mlp_widths(model)]
+    scores = [torch.rand(width, generator=generator).to(model.device) for width in mlp_widths(model)]
     return NeuronScores(scores=scores, model=model)

@@ -78,7 +78,7 @@ def _checked_keep(model: nn.Module, keep: list[torch.Tensor]) -> list[torch.Tens
         raise ValueError(f"keep has {len(keep)} entries for {len(widths)} layers")
     checked = []
     for layer, (indices, width) in enumerate(zip(keep, widths)):
-        indices = torch.as_tensor(indices, dtype=torch.long).flatten().sort().values
+        indices = torch.as_tensor(indices, dtype=torch.long).flatten().cpu().sort().values
         if indices.numel() == 0:
             raise ValueError(f"layer {layer} would keep no neurons")
         if indices[0] < 0 or indices[-1] >= width or indices.unique().numel() != indices.numel():
@@ -110,7 +110,7 @@ def remove_neurons(model: nn.Module, keep: list[torch.Tensor]) -> VariableLlamaF
     config = VariableLlamaConfig.from_llama_config(model.config, [indices.numel() for indices in keep])
     reference = next(model.parameters())
     variable_class = VariableLlamaForSequenceClassification if hasattr(model, "score") else VariableLlamaForCausalLM
-    with no_init_weights():
+    with no_init_weights(), torch.device(reference.device):  # built where it will live
         pruned = variable_class(config)
     pruned.tie_weights()
     pruned.to(device=reference.device, dtype=reference.dtype)
@@ -132,9 +132,9 @@ def mask_neurons(model: nn.Module, keep: list[torch.Tensor]) -> nn.Module:
     masked = copy.deepcopy(model)
     with torch.no_grad():
         for mlp, indices in zip(mlp_modules(masked), keep):
-            removed = torch.ones(mlp.down_proj.in_features, dtype=torch.bool)
-            removed[indices] = False
-            mlp.down_proj.weight[:, removed.to(mlp.down_proj.weight.device)] = 0
+            removed = torch.ones(mlp.down_proj.in_features, dtype=torch.bool, device=mlp.down_proj.weight.device)
+            removed[indices.to(removed.device)] = False
+            mlp.down_proj.weight[:, removed] = 0
     return masked
 
 

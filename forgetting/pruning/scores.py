@@ -11,6 +11,7 @@ from typing import Iterable, Iterator, Mapping
 import torch
 from torch import nn
 
+from forgetting.device import on_device
 from forgetting.errors import UsageError
 
 LLAMA_MODEL_TYPES = ("llama", "variable_llama")
@@ -51,4 +52,4 @@ def mlp_widths(model: nn.Module) -> list[int]:
 def batches_on(device: torch.device, batches: Iterable[Mapping[str, torch.Tensor]]
                ) -> Iterator[dict[str, torch.Tensor]]:
     for batch in batches:
-        yield {key: value.to(device) for key, value in batch.items()}
+        yield on_device(batch, device)

@@ -63,7 +63,8 @@ def score_neurons(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]
 
     ``batches`` is cycled when it has fewer than ``steps`` batches (it is iterated once and
     the batches kept). The optimizer is AdamW without weight decay, so the only pull towards zero
-    is the penalty. ``seed`` seeds the CPU random state used during tuning (dropout, if any).
+    is the penalty. ``seed`` seeds the random state used during tuning (dropout, if any) on the CPU
+    and on the model's GPU.
     """
     check_options(l1_lambda=l1_lambda, steps=steps, lr=lr, precision=precision)
     check_llama(model)
@@ -72,17 +73,17 @@ def score_neurons(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]
     for parameter in tuned.parameters():
         parameter.requires_grad_(True)
     mlps = mlp_modules(tuned)
-    device = next(tuned.parameters()).device
+    device = tuned.device
     optimizer = torch.optim.AdamW(tuned.parameters(), lr=lr, weight_decay=0.0)
     stream = itertools.cycle(batches_on(device, batches))
     lm_loss = penalty = torch.tensor(float("nan"))
-    with torch.random.fork_rng(devices=[]):
-        torch.default_generator.manual_seed(seed)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
         for _ in tqdm(range(steps), desc="tuneprune", unit="step", leave=False):
             batch = next(stream, None)
             if batch is None:
                 raise UsageError("tuneprune scoring needs at least one batch")
-            with autocast(precision, device.type):
+            with autocast(precision, device):
                 lm_loss = tuned(**batch).loss
             penalty = group_lasso_penalty(mlps)
             (lm_loss.float() + l1_lambda * penalty).backward()

@@ -40,7 +40,7 @@ def select_weights(scores: Weights, sparsity: float, scope: str = "layer") -> We
 def _keep_mask(score: torch.Tensor, dropped: int) -> torch.Tensor:
     if torch.isnan(score).any():
         raise ValueError("weight scores contain NaN")
-    mask = torch.ones(score.numel(), dtype=torch.bool)
+    mask = torch.ones(score.numel(), dtype=torch.bool, device=score.device)
     mask[torch.argsort(score.float(), stable=True)[:dropped]] = False
     return mask
 

@@ -61,12 +61,13 @@ def train_classifier(model, tokenizer, rows: Sequence[dict], *, lr: float, epoch
 
 @torch.inference_mode()
 def predict(model, tokenizer, rows: Sequence[dict], batch_size: int = 32, precision: str = "fp32") -> list[int]:
-    from forgetting.device import autocast
+    from forgetting.device import autocast, on_device
 
     model.eval()
     predictions: list[int] = []
     for batch in classification_batches(tokenizer, rows, batch_size):
-        with autocast(precision):
-            logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits
-        predictions += logits.argmax(-1).tolist()
+        inputs = on_device({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}, model.device)
+        with autocast(precision, model.device):
+            logits = model(**inputs).logits
+        predictions += logits.argmax(-1).cpu().tolist()
     return predictions

@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from forgetting.errors import UsageError, check_range
-from forgetting.device import autocast
+from forgetting.device import autocast, on_device
 from forgetting.training.optimizer import adamw_with_warmup
 
 
@@ -35,7 +35,8 @@ def distillation_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor
 
 def student_from_teacher(teacher: nn.Module, num_layers: int) -> nn.Module:
     """The teacher's architecture with ``num_layers`` evenly spaced teacher layers (first and last
-    included), embeddings, final norm and head copied; the teacher is not modified."""
+    included), embeddings, final norm and head copied, on the teacher's device and in its dtype; the
+    teacher is not modified."""
     total = teacher.config.num_hidden_layers
     if not 1 <= num_layers < total:
         raise UsageError(f"student_layers={num_layers} must be in [1, {total})")
@@ -45,14 +46,23 @@ def student_from_teacher(teacher: nn.Module, num_layers: int) -> nn.Module:
     for name in ("intermediate_sizes", "layer_types"):
         if isinstance(getattr(config, name, None), list):
             setattr(config, name, [getattr(teacher.config, name)[i] for i in chosen])
-    student = type(teacher)(config)
+    reference = next(teacher.parameters())
+    with torch.device(reference.device):  # built where it will live
+        student = type(teacher)(config)
     state = {key: value for key, value in teacher.state_dict().items() if ".layers." not in key}
     for position, layer in enumerate(chosen):
         prefix = f"model.layers.{layer}."
         state |= {f"model.layers.{position}.{key[len(prefix):]}": value
                   for key, value in teacher.state_dict().items() if key.startswith(prefix)}
     student.load_state_dict(state, strict=True)
-    return student.to(next(teacher.parameters()).dtype).train(teacher.training)
+    return student.to(reference.dtype).train(teacher.training)
+
+
+def _logits(model: nn.Module, batch: dict, precision: str, grad: bool) -> torch.Tensor:
+    """``model``'s logits for ``batch``, whose inputs are moved to the model's device."""
+    inputs = on_device({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}, model.device)
+    with torch.set_grad_enabled(grad), autocast(precision, model.device):
+        return model(**inputs).logits
 
 
 def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[], Iterable[dict]], *, steps: int,
@@ -68,12 +78,10 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[], Iterab
     with tqdm(total=steps, desc="distill", unit="step", leave=False) as progress:
         while len(losses) < steps:
             for batch in batches():
-                inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
-                with torch.no_grad(), autocast(precision):
-                    teacher_logits = teacher(**inputs).logits
-                with autocast(precision):
-                    student_logits = student(**inputs).logits
-                loss = distillation_loss(student_logits, teacher_logits, batch["labels"], alpha, temperature)
+                teacher_logits = _logits(teacher, batch, precision, grad=False)
+                student_logits = _logits(student, batch, precision, grad=True)
+                loss = distillation_loss(student_logits, teacher_logits.to(student.device),
+                                         batch["labels"].to(student.device), alpha, temperature)
                 loss.backward()
                 torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
                 optimizer.step()

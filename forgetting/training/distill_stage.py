@@ -17,7 +17,6 @@ import mlflow
 
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
-from forgetting.device import DEVICE_HELP, PRECISIONS
 
 STUDENT_LAYERS = re.compile(r"^layers:(\d+)$")
 

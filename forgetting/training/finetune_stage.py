@@ -21,7 +21,6 @@ import mlflow
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.registry import Registry
 
 PUBLISHED_LRS = {"counterfact": (1e-6, 5e-6, 1e-5, 5e-5, 1e-4)}

@@ -28,8 +28,8 @@ class FinetuneStatistics:
     def save(self, directory: str | Path) -> None:
         from safetensors.torch import save_file
 
-        tensors = {f"movement/{k}": v.to(torch.bfloat16).contiguous() for k, v in self.movement.items()}
-        tensors |= {f"gradient/{k}": v.to(torch.bfloat16).contiguous() for k, v in self.gradient.items()}
+        tensors = {f"movement/{k}": v.to(torch.bfloat16).cpu().contiguous() for k, v in self.movement.items()}
+        tensors |= {f"gradient/{k}": v.to(torch.bfloat16).cpu().contiguous() for k, v in self.gradient.items()}
         save_file(tensors, str(Path(directory) / STATISTICS_FILE), metadata={"steps": str(self.steps)})
 
     @classmethod
