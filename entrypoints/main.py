@@ -2,6 +2,7 @@
 from dataclasses import dataclass, field
 
 from forgetting.cli import parse_config, run_cli
+from forgetting.device import DEVICE_HELP, GPUS_HELP
 from forgetting.models import DEFAULT_MODEL
 
 
@@ -9,6 +10,8 @@ from forgetting.models import DEFAULT_MODEL
 class MainConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec"})
     preset: str = field(default="quick", metadata={"help": "quick (about 20 min on 2 CPU cores), paper (published budgets, GPU) or smoke"})
+    device: str = field(default="auto", metadata={"help": "every stage's device: " + DEVICE_HELP})
+    gpus: int = field(default=1, metadata={"help": "train: " + GPUS_HELP})
 
 
 def main() -> None:
@@ -16,7 +19,7 @@ def main() -> None:
     from forgetting.tracking.ui import print_where_results_are
     from forgetting.unlearning import run_grid
 
-    run_grid(config.model, config.preset)
+    run_grid(config.model, config.preset, config.device, config.gpus)
     print_where_results_are()
 
 

@@ -46,41 +46,42 @@ PRESETS = {
 }
 
 
-def stage_configs(model: str, preset: GridPreset):
-    """Every prune config, a train config template and the fine-tune config per task, all validated
-    before any run is created."""
+def stage_configs(model: str, preset: GridPreset, device: str = "auto", gpus: int = 1):
+    """Every prune config, a train config template (data-parallel on ``gpus``) and the fine-tune
+    config per task, all on ``device`` and validated before any run is created."""
     from forgetting.pruning.stage import PruneConfig
     from forgetting.training.finetune_stage import FinetuneConfig
     from forgetting.training.stage import TrainConfig
 
-    prunes = [PruneConfig(model=model, method=m, sparsity=s, **preset.prune)
+    prunes = [PruneConfig(model=model, method=m, sparsity=s, device=device, **preset.prune)
               for m in preset.methods for s in preset.sparsities]
-    train = TrainConfig(model=model, **preset.train)
-    finetunes = [FinetuneConfig(model=model, task=t, **preset.finetune) for t in preset.tasks]
+    train = TrainConfig(model=model, device=device, gpus=gpus, **preset.train)
+    finetunes = [FinetuneConfig(model=model, task=t, device=device, **preset.finetune) for t in preset.tasks]
     for config in (*prunes, train, *finetunes):
         config.validate()
     return prunes, train, finetunes
 
 
-def run_grid(model: str, preset_name: str) -> None:
+def run_grid(model: str, preset_name: str, device: str = "auto", gpus: int = 1) -> None:
     """Run (or reuse) every stage of the grid under one parent run, then the analysis."""
     from dataclasses import replace
 
     from forgetting.analysis import AnalyzeConfig, analyze_stage
     from forgetting.models import resolve_model
-    from forgetting.stages import finetune_stage, prune_stage, train_stage
+    from forgetting.stages import finetune_stage, prune_stage, select_device, train_stage
     from forgetting.tracking import configure, experiment_id
     from forgetting.training.stage import CHECKPOINTS_TAG
 
     check_choice("preset", preset_name, tuple(PRESETS))
     preset = PRESETS[preset_name]
     configure()
-    prunes, train, finetunes = stage_configs(model, preset)
+    prunes, train, finetunes = stage_configs(model, preset, device, gpus)
+    select_device(train)
     resolve_model(model)
     launcher = os.environ.get("MLFLOW_RUN_ID")
     with mlflow.start_run(run_id=launcher, experiment_id=None if launcher else experiment_id("unlearning"),
                           run_name=None if launcher else f"main-{preset_name}"):
-        mlflow.log_params({"model": model, "preset": preset_name})
+        mlflow.log_params({"model": model, "preset": preset_name, "device": device, "gpus": gpus})
         starts = [model] + [pruned_version(prune_stage(config)) for config in prunes]
         for start in starts:
             trained = train_stage(replace(train, model=start))
