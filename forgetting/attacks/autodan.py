@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from forgetting.attacks.prompts import Behaviour, prompt_target_losses
 from forgetting.data.sources import data_file
+from forgetting.device import on_device
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
@@ -70,11 +71,11 @@ def paraphrase(model, tokenizer, sentence: str, seed: int, max_new_tokens: int =
                                              add_generation_prompt=True)
     else:
         text = f"{request}\nRewritten:"
-    inputs = tokenizer(text, return_tensors="pt", add_special_tokens=False)
+    inputs = on_device(tokenizer(text, return_tensors="pt", add_special_tokens=False), model.device)
     torch.manual_seed(seed)
     output = model.generate(**inputs, do_sample=True, top_p=0.9, temperature=0.8, max_new_tokens=max_new_tokens,
                             pad_token_id=tokenizer.pad_token_id)
-    rewrite = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    rewrite = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:].tolist(), skip_special_tokens=True).strip()
     rewrite = rewrite.split("\n")[0].strip()
     return rewrite or sentence
 

@@ -66,19 +66,23 @@ def initial_suffix(tokenizer, length: int) -> torch.Tensor:
 
 
 def token_gradients(model, layouts: list[Layout], suffix: torch.Tensor) -> torch.Tensor:
-    """d(mean target loss)/d(one-hot suffix): ``[suffix_length, vocab]``."""
+    """d(mean target loss)/d(one-hot suffix): ``[suffix_length, vocab]``, computed on the embedding
+    matrix's device and returned on the CPU, where candidates are drawn with a seeded CPU generator
+    (so a seed draws the same candidates on any device)."""
     embeddings = model.get_input_embeddings().weight
-    one_hot = torch.nn.functional.one_hot(suffix, embeddings.shape[0]).to(embeddings.dtype).requires_grad_()
+    device = embeddings.device
+    one_hot = torch.nn.functional.one_hot(suffix.to(device), embeddings.shape[0]).to(embeddings.dtype)
+    one_hot.requires_grad_()
     suffix_embeds = one_hot @ embeddings
     total = 0.0
     for item in layouts:
-        embeds = torch.cat([embeddings[item.before], suffix_embeds, embeddings[item.after],
-                            embeddings[item.target]])[None]
-        n = len(item.target)
+        before, after, target = item.before.to(device), item.after.to(device), item.target.to(device)
+        embeds = torch.cat([embeddings[before], suffix_embeds, embeddings[after], embeddings[target]])[None]
+        n = len(target)
         logits = model(inputs_embeds=embeds, logits_to_keep=n + 1).logits[0, :-1]
-        total = total + torch.nn.functional.cross_entropy(logits.float(), item.target)
+        total = total + torch.nn.functional.cross_entropy(logits.float(), target)
     (total / len(layouts)).backward()
-    return one_hot.grad
+    return one_hot.grad.cpu()
 
 
 def sample_candidates(suffix: torch.Tensor, gradient: torch.Tensor, allowed: torch.Tensor, top_k: int, batch: int,

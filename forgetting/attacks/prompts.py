@@ -51,13 +51,14 @@ def message_ids(tokenizer, message: str) -> torch.Tensor:
 
 
 def target_losses(model, input_ids: torch.Tensor, target_length: int, batch_size: int = 16) -> torch.Tensor:
-    """Mean cross-entropy of the last ``target_length`` tokens of each row (rows of equal length)."""
+    """Mean cross-entropy of the last ``target_length`` tokens of each row (rows of equal length), on the
+    CPU: the searches that rank candidates by it sample with a CPU generator."""
     losses = []
     for start in range(0, len(input_ids), batch_size):
-        batch = input_ids[start:start + batch_size]
+        batch = input_ids[start:start + batch_size].to(model.device)
         logits = model(input_ids=batch, logits_to_keep=target_length + 1).logits[:, :-1].float()
         losses.append(torch.nn.functional.cross_entropy(
-            logits.transpose(1, 2), batch[:, -target_length:], reduction="none").mean(-1))
+            logits.transpose(1, 2), batch[:, -target_length:], reduction="none").mean(-1).cpu())
     return torch.cat(losses)
 
 

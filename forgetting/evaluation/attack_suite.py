@@ -55,7 +55,7 @@ def evaluate_attacks(config) -> dict[str, float]:
     model.eval().requires_grad_(False)
     search = (AutoDANConfig(config.generations, config.population, seed=config.seed) if config.attack == "autodan"
               else GCGConfig(config.steps, config.suffix_length, config.top_k, config.attack_batch, config.seed))
-    with autocast(config.precision):
+    with autocast(config.precision, model.device):
         results = ATTACKS.get(config.attack)(model, tokenizer, behaviours_from(rows), search,
                                              max_new_tokens=config.max_new_tokens, transfer=transfer)
     n = len(results)

@@ -56,6 +56,7 @@ def evaluate_classification(config) -> dict[str, float]:
 
     from forgetting.data import log_dataset
     from forgetting.data.classification import CLASSIFICATION_LABELS, classification_rows
+    from forgetting.device import current
     from forgetting.evaluation.accuracy import as_table
     from forgetting.models import resolve_model
 
@@ -64,7 +65,7 @@ def evaluate_classification(config) -> dict[str, float]:
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         measured = pool.apply(measure_classifier, (resolve_model(config.model), list(rows),
                                                    CLASSIFICATION_LABELS[config.task], config.batch_size,
-                                                   config.precision, config.sparse))
+                                                   config.precision, config.sparse, str(current().device)))
     predictions = measured.pop("predictions")
     metrics = classification_metrics([row["label"] for row in rows], predictions) | measured | {"n_rows": len(rows)}
     mlflow.log_metrics(metrics)
@@ -75,15 +76,18 @@ def evaluate_classification(config) -> dict[str, float]:
 
 
 def measure_classifier(location: str, rows: Sequence[dict], num_labels: int, batch_size: int, precision: str,
-                       sparse: bool) -> dict:
-    """Run in a spawned process: load, (sparsify,) classify ``rows``; predictions, time and memory."""
+                       sparse: bool, device: str = "cpu") -> dict:
+    """Run in a spawned process: load, (sparsify,) classify ``rows``; predictions, time and memory. A
+    spawned process starts without the stage's device policy, so ``device`` (the parent's) selects it."""
     import torch
 
+    from forgetting.device import select
     from forgetting.models.classifier import load_classifier
     from forgetting.pruning.remove import count_parameters
     from forgetting.pruning.sparse import active_parameters, parameter_bytes, sparsify_linears
     from forgetting.training.classifier import predict
 
+    select(device, precision)
     baseline = _resident_mb()
     model, tokenizer = load_classifier(location, num_labels)
     parameters = count_parameters(model)

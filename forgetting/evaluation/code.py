@@ -11,13 +11,14 @@ CODE_STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nasser
 
 
 def score_code(model, tokenizer, rows, max_new_tokens: int = 384, batch_size: int = 8,
-               precision: str = "fp32", timeout: float = 10.0):
-    from forgetting.evaluation.generation import generate
+               precision: str = "fp32", timeout: float = 10.0, engine=None):
+    """Per-row verdicts and tokens generated; ``engine`` as in ``generative.score_generative``."""
+    from forgetting.evaluation.generation import greedy_engine
     from forgetting.rewards.sandbox import Job, run_batch
 
+    engine = engine or greedy_engine(model, tokenizer, batch_size, precision)
     prompts = [row["prompt"] for row in rows]
-    completions, tokens = generate(model, tokenizer, prompts, max_new_tokens, batch_size,
-                                   stop_strings=CODE_STOP_STRINGS, precision=precision)
+    completions, tokens = engine(prompts, max_new_tokens, CODE_STOP_STRINGS)
     verdicts = run_batch([Job(program=prompt + completion, tests=row["tests"], timeout=timeout)
                           for prompt, completion, row in zip(prompts, completions, rows)])
     results = [{"id": row["id"], "correct": verdict.passed, "status": verdict.status, "completion": completion}

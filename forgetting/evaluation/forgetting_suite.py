@@ -4,7 +4,8 @@ and the transitions from a reference model (usually the start of post-training).
 Each benchmark's rows (the project's real, seeded ``split``) are written as an offline lm-eval task
 (``dataset_path: json``): multiple-choice tasks score by log-likelihood (lm-eval's ``acc``);
 generative ones (GSM8K, NQ, TriviaQA, MATH) generate greedily through lm-eval and each response is
-scored by the project's answer matcher (the same rule as the domain rewards). ``log_samples`` gives
+scored by the project's answer matcher (the same rule as the domain rewards). lm-eval runs its HF
+backend on the device policy's device, or its vLLM backend with ``engine=vllm``. ``log_samples`` gives
 the per-example correctness. With ``reference`` set, the reference's per-example results come from
 its own FINISHED forgetting-suite run with the same benchmarks, split, limit and seed when one
 exists (so a start model is scored once for all its post-trained descendants), else are scored in
@@ -73,7 +74,8 @@ def score_benchmarks(model_dir: str, config) -> pd.DataFrame:
             rows_by_task[name] = {row["id"]: row for row in rows}
             tasks[name] = (write_multiple_choice_task(name, rows, directory) if task_kind(name) == "multiple_choice"
                            else write_generative_task(name, rows, Path(directory), config.max_new_tokens))
-        output = run_lm_eval(model_dir, directory, list(tasks.values()), config.batch_size, log_samples=True)
+        output = run_lm_eval(model_dir, directory, list(tasks.values()), config.batch_size, log_samples=True,
+                             engine=config.engine, precision=config.precision)
     records = []
     for name, task_name in tasks.items():
         for sample in output["samples"][task_name]:
@@ -89,7 +91,8 @@ def score_benchmarks(model_dir: str, config) -> pd.DataFrame:
 
 
 def reference_examples(config) -> pd.DataFrame | None:
-    """The per-example table of the reference's own FINISHED forgetting-suite run with the same data, if any."""
+    """The per-example table of the reference's own FINISHED forgetting-suite run with the same data and
+    engine, if any."""
     from dataclasses import replace
 
     from forgetting.tracking.runs import logged_table
@@ -100,9 +103,9 @@ def reference_examples(config) -> pd.DataFrame | None:
     for run in mlflow.search_runs(search_all_experiments=True, filter_string=query, output_format="list",
                                   order_by=["attributes.start_time DESC"]):
         params = run.data.params
-        # `mlflow run` logs an empty -P default shell-quoted, as ''.
-        if params.get("reference") in ("", "''") and all(params.get(k) == str(getattr(wanted, k))
-                                                          for k in ("benchmarks", "split", "limit", "seed")):
+        # `mlflow run` logs an empty -P default shell-quoted, as ''; runs from before `engine` used hf.
+        if params.get("reference") in ("", "''") and params.get("engine", "hf") == wanted.engine and all(
+                params.get(k) == str(getattr(wanted, k)) for k in ("benchmarks", "split", "limit", "seed")):
             table = logged_table(run.info.run_id, EXAMPLES_ARTIFACT)
             return table.astype({"id": str, "correct": bool})[["benchmark", "id", "correct", "response"]]
     return None

@@ -29,11 +29,14 @@ def format_prompt(tokenizer, prompt: str, prompt_format: str = "auto") -> str:
 
 
 def score_generative(model, tokenizer, task: str, rows, max_new_tokens: int = 256,
-                     batch_size: int = 8, precision: str = "fp32", prompt_format: str = "auto"):
-    from forgetting.evaluation.generation import generate
+                     batch_size: int = 8, precision: str = "fp32", prompt_format: str = "auto", engine=None):
+    """Per-row results and tokens generated; ``engine`` (``generation.greedy_engine``'s signature)
+    defaults to the transformers loop on ``model``."""
+    from forgetting.evaluation.generation import STOP_STRINGS, greedy_engine
 
+    engine = engine or greedy_engine(model, tokenizer, batch_size, precision)
     prompts = [format_prompt(tokenizer, r["prompt"], prompt_format) for r in rows]
-    completions, tokens = generate(model, tokenizer, prompts, max_new_tokens, batch_size, precision=precision)
+    completions, tokens = engine(prompts, max_new_tokens, STOP_STRINGS)
     results = []
     for row, completion in zip(rows, completions):
         correct, predicted = is_correct(task, completion, row)

@@ -18,7 +18,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from forgetting.device import autocast
+from forgetting.device import autocast, on_device
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -49,14 +49,15 @@ def pack_question(tokenizer, prompt: str, choices: list[str], max_context: int =
 
 
 def _block_mask(segments: torch.Tensor, lengths: list[int]) -> torch.Tensor:
-    """(batch, 1, L, L) boolean: causal, and a choice attends to the context and its own tokens."""
-    width = segments.shape[1]
-    causal = torch.ones(width, width, dtype=torch.bool).tril()
+    """(batch, 1, L, L) boolean on ``segments``' device: causal, and a choice attends to the context
+    and its own tokens."""
+    width, device = segments.shape[1], segments.device
+    causal = torch.ones(width, width, dtype=torch.bool, device=device).tril()
     query, key = segments[:, :, None], segments[:, None, :]
     mask = causal & ((key == 0) | (key == query))
-    valid = torch.arange(width)[None, :] < torch.tensor(lengths)[:, None]
+    valid = torch.arange(width, device=device)[None, :] < torch.tensor(lengths, device=device)[:, None]
     mask &= valid[:, None, :] & valid[:, :, None]
-    mask |= torch.eye(width, dtype=torch.bool)  # padding rows attend to themselves: no NaN
+    mask |= torch.eye(width, dtype=torch.bool, device=device)  # padding rows attend to themselves: no NaN
     return mask[:, None]
 
 
@@ -80,12 +81,15 @@ def question_logprobs(model, tokenizer, questions: list[tuple[str, list[str]]], 
             ids[row, :lengths[row]] = torch.tensor(item["tokens"])
             positions[row, :lengths[row]] = torch.tensor(item["positions"])
             segments[row, :lengths[row]] = torch.tensor(item["segments"])
-        with autocast(precision):
+        # filled row by row on the CPU, then one copy each to the model's device
+        ids, positions, segments = (on_device(t, model.device) for t in (ids, positions, segments))
+        with autocast(precision, model.device):
             hidden = decoder(input_ids=ids, position_ids=positions,
                              attention_mask=_block_mask(segments, lengths)).last_hidden_state
         rows = [row for row, item in enumerate(batch) for predictors, _ in item["scored"] for _ in predictors]
         columns = [p for item in batch for predictors, _ in item["scored"] for p in predictors]
-        targets = torch.tensor([t for item in batch for _, choice in item["scored"] for t in choice])
+        targets = torch.tensor([t for item in batch for _, choice in item["scored"] for t in choice],
+                               device=model.device)
         logits = head(hidden[rows, columns].float())  # one head call: it reads the whole vocabulary
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap

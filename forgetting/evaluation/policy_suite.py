@@ -1,6 +1,7 @@
 """``evaluate -P suite=policy``: how the model's output distribution changed, beyond accuracy.
 
-- diversity: ``samples`` sampled replies per prompt of ``generation_task`` at ``temperature``;
+- diversity: ``samples`` sampled replies per prompt of ``generation_task`` at ``temperature`` (by
+  ``engine``: transformers or vLLM);
   Self-BLEU (each reply scored against the prompt's other replies, sacreBLEU, lower = more diverse)
   and distinct-1/2 (unique over total word n-grams, over all replies);
 - length: the replies' token counts (mean, median, 90th percentile; the distribution as a table);
@@ -68,15 +69,16 @@ def choice_confidences(results) -> list[float]:
 
 
 def sampled_replies(config) -> tuple[list[dict], list[list[str]]]:
-    from forgetting.backends.engines import sample_with_transformers
+    """``samples`` replies per prompt of ``generation_task``, sampled by ``config.engine`` (hf or vllm)."""
+    from forgetting.backends.engines import ENGINES
     from forgetting.data import load_task
     from forgetting.evaluation.generation import STOP_STRINGS
     from forgetting.models import resolve_model
 
     rows = load_task(config.generation_task, config.split, seed=config.seed, limit=config.limit or None)
-    groups, _ = sample_with_transformers(resolve_model(config.model), [row["prompt"] for row in rows],
-                                         config.samples, config.temperature, config.max_new_tokens, STOP_STRINGS,
-                                         config.seed, config.batch_size, config.precision)
+    groups, _ = ENGINES.get(config.engine)(resolve_model(config.model), [row["prompt"] for row in rows],
+                                           config.samples, config.temperature, config.max_new_tokens, STOP_STRINGS,
+                                           config.seed, config.batch_size, config.precision)
     return rows, groups
 
 

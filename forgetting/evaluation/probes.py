@@ -23,7 +23,7 @@ import torch
 from tqdm.auto import tqdm
 
 from forgetting.data.splits import unit
-from forgetting.device import autocast
+from forgetting.device import autocast, on_device
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,18 @@ def fact_statements(facts: list[dict], seed: int = 0, held_out_fraction: float =
 @torch.no_grad()
 def last_token_states(model, tokenizer, texts: list[str], batch_size: int = 32,
                       precision: str = "fp32") -> np.ndarray:
-    """Hidden states of each text's last token: ``[layers + 1, texts, hidden]`` (index 0 = embeddings)."""
+    """Hidden states of each text's last token: ``[layers + 1, texts, hidden]`` (index 0 = embeddings),
+    brought to the CPU for scikit-learn."""
     tokenizer.padding_side = "right"
     batches = []
     for start in tqdm(range(0, len(texts), batch_size), desc="hidden states", unit="batch", leave=False):
-        inputs = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
-                           add_special_tokens=False)
-        with autocast(precision):
+        inputs = on_device(tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
+                                     add_special_tokens=False), model.device)
+        with autocast(precision, model.device):
             hidden = model(**inputs, output_hidden_states=True).hidden_states
         last = inputs["attention_mask"].sum(-1) - 1
-        rows = torch.arange(len(last))
-        batches.append(torch.stack([layer[rows, last].float() for layer in hidden]))
+        rows = torch.arange(len(last), device=last.device)
+        batches.append(torch.stack([layer[rows, last].float() for layer in hidden]).cpu())
     return torch.cat(batches, dim=1).numpy()
 
 

@@ -49,16 +49,18 @@ def effective_rank(singular_values: torch.Tensor) -> float:
 
 @torch.no_grad()
 def last_token_states(model, tokenizer, prompts: list[str], batch_size: int, precision: str) -> torch.Tensor:
-    """(layers + 1) × prompts × hidden: every layer's state at each prompt's last token (left padding)."""
-    from forgetting.device import autocast
+    """(layers + 1) × prompts × hidden, on the CPU: every layer's state at each prompt's last token (left
+    padding). Small, and the two models' states meet there whatever device each ran on."""
+    from forgetting.device import autocast, on_device
 
     tokenizer.padding_side = "left"
     batches = []
     for start in range(0, len(prompts), batch_size):
-        inputs = tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True)
-        with autocast(precision):
+        inputs = on_device(tokenizer(prompts[start:start + batch_size], return_tensors="pt", padding=True),
+                           model.device)
+        with autocast(precision, model.device):
             hidden = model(**inputs, output_hidden_states=True).hidden_states
-        batches.append(torch.stack([layer[:, -1].float() for layer in hidden]))
+        batches.append(torch.stack([layer[:, -1].float() for layer in hidden]).cpu())
     return torch.cat(batches, dim=1)
 
 
@@ -73,9 +75,9 @@ def weight_delta_rows(model, reference) -> tuple[list[dict], int]:
         if base is None or base.shape != weight.shape:
             skipped += 1
             continue
-        weight, base = weight.detach().float(), base.detach().float()
+        weight, base = weight.detach().float(), base.detach().to(weight.device, torch.float32)
         delta = weight - base
-        values = torch.linalg.svdvals(delta)
+        values = torch.linalg.svdvals(delta).cpu()
         total = float(values.square().sum())
         rows.append({"matrix": name, "layer": int(name.split(".layers.")[1].split(".")[0]),
                      "kind": name.split(".")[-2], "relative_norm": float(delta.norm() / base.norm()),

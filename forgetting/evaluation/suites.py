@@ -23,7 +23,6 @@ from dataclasses import asdict, dataclass, field
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.registry import Registry
 
 EVALUATION_SUITES = Registry("suite")
@@ -40,14 +39,15 @@ ALL_SUITES = ("forgetting", "safety", "policy", "representation")
 
 COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "device", "seed")
 SUITE_FIELDS = {
-    "accuracy": ("task", "split", "limit", "max_new_tokens", "prompt_format"),
+    "accuracy": ("task", "split", "limit", "max_new_tokens", "prompt_format", "engine"),
     "attacks": ("attack", "behaviours", "split", "limit", "max_new_tokens", "steps", "suffix_length", "top_k",
                 "attack_batch", "generations", "population", "transfer_from"),
     "probes": ("probe_c",),
     "classification": ("task", "split", "limit", "sparse"),
-    "forgetting": ("benchmarks", "reference", "split", "limit", "max_new_tokens"),
+    "forgetting": ("benchmarks", "reference", "split", "limit", "max_new_tokens", "engine"),
     "safety": ("behaviours", "split", "limit", "max_new_tokens"),
-    "policy": ("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "max_new_tokens"),
+    "policy": ("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "max_new_tokens",
+               "engine"),
     "representation": ("reference", "behaviours", "split", "limit"),
 }
 
@@ -68,6 +68,9 @@ class EvaluateConfig:
     seed: int = field(default=0, metadata={"help": "seed of splits, row order and attack search"})
     prompt_format: str = field(default="auto", metadata={
         "help": "generative prompts: auto (the chat template when the model has one), plain or chat"})
+    engine: str = field(default="hf", metadata={
+        "help": "generation of accuracy's generative and code tasks, policy replies and forgetting's lm-eval "
+                "backend: hf (transformers) or vllm (where installed)"})
     attack: str = field(default="gcg", metadata={"help": "attacks: gcg (a suffix per behaviour), gcg-universal, autodan"})
     behaviours: str = field(default="harmbench", metadata={
         "help": "attacks, safety, representation: harmbench or advbench"})
@@ -96,6 +99,10 @@ class EvaluateConfig:
         check_range("batch_size", self.batch_size, 1)
         check_range("limit", self.limit, 0)
         check_choice("precision", self.precision, PRECISIONS)
+        if "engine" in self.params():
+            from forgetting.backends.engines import check_engine
+
+            check_engine(self.engine)
         if self.suite == "accuracy":
             from forgetting.evaluation.accuracy import check_accuracy
 

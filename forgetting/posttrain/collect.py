@@ -28,7 +28,6 @@ import mlflow
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.device import DEVICE_HELP, PRECISIONS
 
 ARTIFACTS = ("trajectories", "sft", "ground_truth", "preferences")
 
