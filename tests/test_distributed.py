@@ -130,3 +130,20 @@ def test_too_many_gpus_is_one_line_before_any_run(store, tiny_checkpoint_with_to
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1].startswith("error: gpus=64 CPU processes is more than")
     assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("method", ["gt-sft", "pi"])
+def test_posttrain_runs_data_parallel_and_registers_once(method, store, tiny_checkpoint_with_tokenizer):
+    """TRL's trainer (gt-sft) and π-Distill's own loop (gradients averaged over the processes)."""
+    name = f"tiny-{method}-two"
+    done = subprocess.run([sys.executable, "entrypoints/posttrain.py", "--model", str(tiny_checkpoint_with_tokenizer),
+                           "--method", method, "--gpus", "2", "--device", "cpu", "--precision", "fp32", "--steps", "4",
+                           "--batch-size", "4", "--n", "8", "--max-length", "128", "--max-new-tokens", "8",
+                           "--lr", "3e-3", "--kl-coef", "0.1", "--register-as", name],
+                          cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run, runs = finished_run(name)
+    assert len(runs) == 1 and run.data.metrics["objective_steps"] > 0
+    assert len(mlflow.MlflowClient().search_model_versions(f"name = '{name}'")) == 1
+    assert run.data.tags["forgetting.device"] == "cpu"

@@ -24,7 +24,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from forgetting.device import autocast
-from forgetting.posttrain.trl_methods import is_main_process, objective_summary
+from forgetting.posttrain.trl_methods import objective_summary
+from forgetting.training.distributed import average_gradients, is_main, own_share, process_mean
 
 
 def with_hint(prompt: str, reference: str) -> str:
@@ -83,16 +84,18 @@ def sample_responses(model, tokenizer, prompts: list[str], max_new_tokens: int, 
 
 
 def loss_step(model, tokenizer, prompts, hinted, references, responses, config):
-    """Teacher CE, reverse KL and their weighted sum on the model's device, backpropagated and clipped
-    (the optimizer step is the caller's)."""
+    """Teacher CE, reverse KL and their weighted sum on the model's device, backpropagated, averaged
+    over data-parallel processes and clipped (the optimizer step is the caller's); the terms returned
+    are their means over the processes."""
     with autocast(config.precision, model.device):
         ce = teacher_loss(model, tokenizer, hinted, references, config.max_length)
         kl = reverse_kl(model, tokenizer, prompts, hinted, responses, config.max_length)
         loss = ce + config.kl_coef * kl
     model.zero_grad(set_to_none=True)
     loss.backward()
+    average_gradients(model)  # data-parallel: each process scored its share of the batch
     torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    return ce, kl, loss
+    return process_mean(ce), process_mean(kl), process_mean(loss)
 
 
 def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
@@ -103,7 +106,7 @@ def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
     torch.manual_seed(config.seed)
     losses = []
     for step in tqdm(range(1, config.steps + 1), desc="pi-distill", unit="step"):
-        batch = generator.sample(data.rows, min(config.batch_size, len(data.rows)))
+        batch = own_share(generator.sample(data.rows, min(config.batch_size, len(data.rows))))
         prompts = [row["prompt"] for row in batch]
         references = [data.domain.reference(row) for row in batch]
         hinted = [with_hint(prompt, reference) for prompt, reference in zip(prompts, references)]
@@ -114,7 +117,7 @@ def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
         optimizer.step()
         scheduler.step()
         losses.append(loss.item())
-        if is_main_process():
+        if is_main():
             mlflow.log_metrics({"loss": loss.item(), "teacher_ce": ce.item(), "reverse_kl": kl.item(),
                                 "learning_rate": scheduler.get_last_lr()[0]}, step=step)
     model.eval()

@@ -14,14 +14,15 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mlflow
 
-from forgetting.device import DEVICE_HELP, PRECISIONS
+from forgetting.device import DEVICE_HELP, GPUS_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
+from forgetting.training.distributed import check_batch
 
 STARTS = ("base", "safe")
 BACKENDS = ("local", "cluster")
@@ -37,7 +38,7 @@ class PosttrainConfig:
     backend: str = field(default="local", metadata={"help": "local (TRL on this machine) or cluster (verl on GPUs)"})
     launch: str = field(default="here", metadata={
         "help": "cluster: here (verl on this machine's GPUs), sbatch (submit a job that runs it there) or dry-run"})
-    gpus: int = field(default=1, metadata={"help": "cluster: GPUs for verl (one node)"})
+    gpus: int = field(default=1, metadata={"help": "local: " + GPUS_HELP + "; cluster: GPUs for verl (one node)"})
     sbatch_options: str = field(default="", metadata={
         "help": "cluster, sbatch: more #SBATCH options, comma-separated (--partition=gpu,--time=04:00:00)"})
     data: str = field(default="", metadata={"help": "collect run ID (sf-sft, cf-sft: the teacher's; off-rl: the policy's)"})
@@ -77,6 +78,8 @@ class PosttrainConfig:
         check_choice("backend", self.backend, BACKENDS)
         check_choice("launch", self.launch, LAUNCHES)
         check_range("gpus", self.gpus, 1)
+        if self.backend == "local":
+            check_batch(self.batch_size, self.gpus)
         if self.backend == "cluster":
             self.check_cluster()
         check_choice("precision", self.precision, PRECISIONS)
@@ -150,21 +153,39 @@ def model_type(location: str) -> str:
 
 
 def posttrain(config: PosttrainConfig) -> dict[str, float]:
-    """Inside the active run: load the start model, run the method, register the result."""
+    """Inside the active run: load the start model, run the method, register the result; with
+    ``gpus > 1`` on the local backend the method runs data-parallel in that many torchrun processes."""
+    from forgetting.tracking.runs import active_cache_key
+    from forgetting.training.distributed import run_processes
+
+    if config.backend == "local" and config.gpus > 1:
+        run_id = mlflow.active_run().info.run_id
+        run_processes("forgetting.posttrain.stage:posttrain_process",
+                      {"config": asdict(config), "run_id": run_id, "key": active_cache_key()}, config.gpus)
+        return mlflow.get_run(run_id).data.metrics
+    return train_and_register(config, active_cache_key())
+
+
+def posttrain_process(job: dict) -> None:
+    """One torchrun process of a data-parallel ``posttrain``."""
+    train_and_register(PosttrainConfig(**job["config"]), job["key"])
+
+
+def train_and_register(config: PosttrainConfig, key: str) -> dict[str, float]:
+    """Train with the method (every process of a data-parallel job); rank 0 logs and registers."""
     from forgetting.models import load_model
     from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
     from forgetting.posttrain.collect import collected
     from forgetting.posttrain.data import MethodData
-    from forgetting.posttrain.trl_methods import is_main_process
     from forgetting.pruning.remove import count_parameters
     from forgetting.rewards.domains import get_domain
     from forgetting.tracking import home
-    from forgetting.tracking.runs import active_cache_key
+    from forgetting.training.distributed import is_main
 
     domain = get_domain(config.domain)
     needed = COLLECTED_DATA[config.method]
     collected_rows = collected(config.data, needed) if needed else None
-    work_dir = home() / "resume" / active_cache_key()
+    work_dir = home() / "resume" / key
     if config.backend == "cluster":
         from forgetting.posttrain.cluster import train_with_verl
 
@@ -178,21 +199,20 @@ def posttrain(config: PosttrainConfig) -> dict[str, float]:
         metrics = POSTTRAIN_METHODS.get(config.method)(model, tokenizer, data, config, work_dir)
     parameters = count_parameters(model)
     metrics = {name: value for name, value in metrics.items() if name != "objective"} | {"parameters": parameters}
-    if is_main_process():  # under torchrun every rank trained (DDP); rank 0 logs and registers
-        _register(model, tokenizer, config, metrics)
-    shutil.rmtree(work_dir, ignore_errors=True)
+    if is_main():
+        _register(model, tokenizer, config, metrics, key)
+        shutil.rmtree(work_dir, ignore_errors=True)
     return metrics
 
 
-def _register(model, tokenizer, config: PosttrainConfig, metrics: dict[str, float]) -> None:
+def _register(model, tokenizer, config: PosttrainConfig, metrics: dict[str, float], key: str) -> None:
     from forgetting.tracking import log_checkpoint
-    from forgetting.tracking.runs import active_cache_key
 
     mlflow.log_metrics(metrics)
     with tempfile.TemporaryDirectory() as directory:
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, register_as=config.model_name(), alias="posttrained", version_key=active_cache_key(),
+        log_checkpoint(directory, register_as=config.model_name(), alias="posttrained", version_key=key,
                        tags={"study": "forgetting", "stage": "posttrain", "method": config.method,
                              "domain": config.domain, "start": config.start, "scale": metrics["parameters"],
                              "start_model": config.model, "step": config.steps})

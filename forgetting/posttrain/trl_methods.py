@@ -10,17 +10,13 @@ precision; under ``torchrun`` they run DDP themselves, and only rank 0 logs to M
 from __future__ import annotations
 
 import copy
-import os
 from pathlib import Path
 
 import mlflow
 from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 
-
-def is_main_process() -> bool:
-    """Rank 0 of a ``torchrun`` job, or the only process: the one that logs and registers."""
-    return int(os.environ.get("RANK", "0")) == 0
+from forgetting.training.distributed import is_main, world_size
 
 
 class MlflowMetrics(TrainerCallback):
@@ -35,18 +31,19 @@ class MlflowMetrics(TrainerCallback):
         numeric = {f"{self.prefix}{k}": float(v) for k, v in (logs or {}).items()
                    if isinstance(v, (int, float)) and not isinstance(v, bool)}
         self.history.append(numeric)
-        if is_main_process():
+        if is_main():
             mlflow.log_metrics(numeric, step=state.global_step + self.offset)
 
 
 def training_arguments(config_class, config, work_dir: Path, steps: int, **extra):
     """TRL arguments on the device policy's device; ``bf16`` (autocast over fp32 weights, on a CPU
-    too) when ``config.precision`` resolves to bf16-autocast there."""
+    too) when ``config.precision`` resolves to bf16-autocast there. Under torchrun each process takes
+    an equal share of ``config.batch_size``, so the global batch is the same on any number of GPUs."""
     from forgetting.device import current, resolve_precision
 
     device = current().device
     args = config_class(
-        output_dir=str(work_dir), max_steps=steps, learning_rate=config.lr, per_device_train_batch_size=config.batch_size,
+        output_dir=str(work_dir), max_steps=steps, learning_rate=config.lr, per_device_train_batch_size=config.batch_size // world_size(),
         gradient_accumulation_steps=1, warmup_steps=max(1, steps // 10), logging_steps=1, save_steps=config.checkpoint_every,
         save_total_limit=1, report_to="none", use_cpu=device.type == "cpu", seed=config.seed,
         bf16=resolve_precision(config.precision, device) == "bf16-autocast", dataloader_num_workers=0,

@@ -32,13 +32,22 @@ def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 
 
-def run_processes(module: str, job: dict, processes: int) -> None:
-    """``python -m module`` as ``processes`` torchrun processes on this node with ``job`` in their
-    environment; returns when all finished, raises ``ProcessesFailed`` when one did not."""
-    environment = {**os.environ, JOB_VARIABLE: json.dumps(job)}
+def world_size() -> int:
+    return int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def is_main() -> bool:
+    """Rank 0 of a torchrun job, or the only process: the one that logs and registers."""
+    return rank() == 0
+
+
+def run_processes(target: str, job: dict, processes: int) -> None:
+    """``target(job)`` (``"package.module:function"``) in each of ``processes`` torchrun processes on
+    this node; returns when all finished, raises ``ProcessesFailed`` when one did not."""
+    environment = {**os.environ, JOB_VARIABLE: json.dumps({"target": target, **job})}
     environment.pop("MLFLOW_RUN_ID", None)  # rank 0 logs to the job's run, never a launcher's
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-               "-m", module]
+               "-m", "forgetting.training.process"]
     sys.stdout.flush()
     exit_code = subprocess.run(command, env=environment).returncode
     if exit_code:
@@ -46,9 +55,51 @@ def run_processes(module: str, job: dict, processes: int) -> None:
                               "the same command resumes from the last checkpoint")
 
 
-def job() -> dict:
-    """The job ``run_processes`` handed this process."""
-    return json.loads(os.environ[JOB_VARIABLE])
+def run_job() -> None:
+    """Run the job ``run_processes`` handed this process: select its device, attach rank 0 to its run."""
+    import importlib
+
+    import mlflow
+
+    from forgetting import device
+    from forgetting.tracking import configure
+
+    job = json.loads(os.environ[JOB_VARIABLE])
+    config = job["config"]
+    device.select(config["device"], config["precision"], config["gpus"])
+    accelerator()  # the process group, for loops of our own as for the trainers
+    configure()
+    if is_main():
+        mlflow.start_run(run_id=job["run_id"])
+    module, _, function = job["target"].partition(":")
+    getattr(importlib.import_module(module), function)(job)
+
+
+def process_mean(value):
+    """The mean of a scalar tensor over the processes (itself with one process)."""
+    import torch.distributed as dist
+
+    if world_size() > 1:
+        value = value.detach().clone()
+        dist.all_reduce(value, op=dist.ReduceOp.AVG)
+    return value
+
+
+def own_share(rows: list) -> list:
+    """This process's rows of a global batch (all of them with one process)."""
+    return rows[rank()::world_size()]
+
+
+def average_gradients(model) -> None:
+    """Average every gradient over the processes (what DDP does in backward), for a loop whose
+    several forward passes per step DDP's wrapper does not allow."""
+    import torch.distributed as dist
+
+    if world_size() == 1:
+        return
+    for parameter in model.parameters():
+        if parameter.grad is not None:
+            dist.all_reduce(parameter.grad, op=dist.ReduceOp.AVG)
 
 
 def check_batch(batch_size: int, gpus: int) -> None:

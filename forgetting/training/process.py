@@ -1,6 +1,5 @@
-"""One torchrun process of a data-parallel training stage (started by ``distributed.run_processes``)."""
-from forgetting.training.distributed import job
-from forgetting.training.stage import train_process
+"""One torchrun process of a data-parallel stage (started by ``distributed.run_processes``)."""
+from forgetting.training.distributed import run_job
 
 if __name__ == "__main__":
-    train_process(job())
+    run_job()

@@ -77,27 +77,20 @@ def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
     location = resolve_model(config.model)
     with on_server_loss(state_dir(key), rerun_command("train", config, lineage["study"])):
         if config.gpus > 1:
-            run_processes("forgetting.training.process", {"config": asdict(config), "lineage": lineage,
-                                                          "run_id": run.info.run_id, "key": key,
-                                                          "location": location}, config.gpus)
+            job = {"config": asdict(config), "lineage": lineage, "run_id": run.info.run_id, "key": key,
+                   "location": location}
+            run_processes("forgetting.training.stage:train_process", job, config.gpus)
             return mlflow.get_run(run.info.run_id).data.metrics
         return _train(config, location, state_dir(key), Checkpointer(config, lineage, run, key))
 
 
 def train_process(job: dict) -> None:
     """One torchrun process of a data-parallel ``train``: rank 0 logs to the job's run."""
-    from forgetting import device
-    from forgetting.tracking import configure
-    from forgetting.training.distributed import rank
+    from forgetting.training.distributed import is_main
     from forgetting.training.resume import state_dir
 
     config = TrainConfig(**job["config"])
-    device.select(config.device, config.precision, config.gpus)
-    checkpointer = None
-    if rank() == 0:
-        configure()
-        mlflow.start_run(run_id=job["run_id"])
-        checkpointer = Checkpointer(config, job["lineage"], mlflow.get_run(job["run_id"]), job["key"])
+    checkpointer = Checkpointer(config, job["lineage"], mlflow.get_run(job["run_id"]), job["key"]) if is_main() else None
     _train(config, job["location"], state_dir(job["key"]), checkpointer)
 
 
