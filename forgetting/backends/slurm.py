@@ -160,8 +160,8 @@ def forgetting_jobs(config: LaunchConfig) -> list[StageJob]:
 
     preset = FORGETTING_PRESETS[config.preset]
     starts = {"base": config.model} | ({"safe": config.safe_model} if config.safe_model else {})
-    gpus = config.gpus if config.posttrain_backend == "cluster" else 0
-    collects, posttrains, evaluations = forgetting_configs(starts, preset, cluster_gpus=gpus)
+    collects, posttrains, evaluations = forgetting_configs(starts, preset, max(config.gpus, 1),
+                                                           cluster=config.posttrain_backend == "cluster")
     analyze = AnalyzeConfig(study="forgetting")
     analyze.validate()
 

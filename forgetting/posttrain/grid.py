@@ -51,12 +51,13 @@ def teacher_of(method: str, start_model: str, preset: ForgettingPreset) -> str |
         method, start_model)
 
 
-def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, cluster_gpus: int = 0):
+def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: int = 1, cluster: bool = False):
     """``(collects, posttrains, evaluations)``: every config of the grid, checked before any job exists.
 
     ``starts`` maps start (base, safe) to a model spec. Posttrain configs that learn from collected data
     carry ``data=""``: the job looks up the collect run once it exists (``forgetting.backends.slurm``).
-    With ``cluster_gpus``, the methods verl has (SFT, GRPO) run on the cluster backend on that many GPUs.
+    Each post-training job runs on ``gpus`` GPUs: data-parallel TRL (torchrun) or, with ``cluster``, verl
+    for the methods it has (SFT, GRPO).
     """
     from dataclasses import replace
 
@@ -69,9 +70,10 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, cluster
     for start, model in starts.items():
         for domain in preset.domains:
             for method in preset.methods:
-                config = PosttrainConfig(model=model, method=method, domain=domain, start=start, **preset.posttrain)
-                if cluster_gpus and method in VERL_TRAINERS:
-                    config = replace(config, backend="cluster", launch="here", gpus=cluster_gpus)
+                config = PosttrainConfig(model=model, method=method, domain=domain, start=start, gpus=gpus,
+                                         **preset.posttrain)
+                if cluster and method in VERL_TRAINERS:
+                    config = replace(config, backend="cluster", launch="here")
                 replace(config, launch="dry-run").validate_parameters()  # GPUs are checked on the node
                 posttrains.append(config)
                 teacher = teacher_of(method, model, preset)
