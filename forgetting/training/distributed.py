@@ -17,7 +17,7 @@ import sys
 from datetime import timedelta
 
 from forgetting.device import current
-from forgetting.errors import UsageError
+from forgetting.errors import UsageError, check_choice
 
 JOB_VARIABLE = "FORGETTING_DISTRIBUTED_JOB"
 # Rank 0 logs and registers checkpoints while the others wait at the next collective.
@@ -67,7 +67,7 @@ def run_job() -> None:
     job = json.loads(os.environ[JOB_VARIABLE])
     config = job["config"]
     device.select(config["device"], config["precision"], config["gpus"])
-    accelerator()  # the process group, for loops of our own as for the trainers
+    process_group()
     configure()
     if is_main():
         mlflow.start_run(run_id=job["run_id"])
@@ -108,13 +108,36 @@ def check_batch(batch_size: int, gpus: int) -> None:
                          "equal slice of the global batch)")
 
 
-def accelerator():
-    """The accelerate ``Accelerator`` of this process (under torchrun it starts the process group: nccl
-    on GPUs, gloo on CPUs). Placement stays with the device policy, precision with ``autocast``."""
-    from accelerate import Accelerator, InitProcessGroupKwargs
+PARALLEL = ("ddp", "fsdp")
 
-    return Accelerator(cpu=current().device.type == "cpu", device_placement=False,
-                       kwargs_handlers=[InitProcessGroupKwargs(timeout=COLLECTIVE_TIMEOUT)])
+
+def check_parallel(parallel: str, gpus: int, device_spec: str) -> None:
+    from forgetting.device import parse_device
+
+    check_choice("parallel", parallel, PARALLEL)
+    if parallel == "fsdp" and (gpus < 2 or parse_device(device_spec).type != "cuda"):
+        raise UsageError(f"parallel='fsdp' shards a model over CUDA GPUs: it needs gpus > 1 on device=auto or "
+                         f"cuda (here gpus={gpus}, device={device_spec!r} is {parse_device(device_spec)}); "
+                         "use parallel=ddp")
+
+
+def process_group() -> None:
+    """Start the process group under torchrun (nccl on GPUs, gloo on CPUs), for loops of our own as for
+    accelerate and the trainers built on it."""
+    from accelerate import PartialState
+
+    PartialState(cpu=current().device.type == "cpu", timeout=COLLECTIVE_TIMEOUT)
+
+
+def accelerator(parallel: str = "ddp"):
+    """The accelerate ``Accelerator`` of this process: DDP, or FSDP2 wrapping each decoder layer with
+    full state dicts. Placement stays with the device policy, precision with ``autocast``."""
+    from accelerate import Accelerator, FullyShardedDataParallelPlugin
+
+    process_group()
+    fsdp = FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap",
+                                          state_dict_type="FULL_STATE_DICT") if parallel == "fsdp" else None
+    return Accelerator(cpu=current().device.type == "cpu", device_placement=False, fsdp_plugin=fsdp)
 
 
 def local_rows(batch: dict, processes: int, index: int) -> dict:

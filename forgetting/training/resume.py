@@ -20,14 +20,14 @@ def state_dir(cache_key: str) -> Path:
     return home() / "resume" / cache_key
 
 
-def save_state(directory: Path, model, tokenizer, optimizer, scheduler, step: int) -> Path:
-    """Write the state for ``step``; returns the folder of its HF checkpoint."""
+def save_state(directory: Path, model, tokenizer, weights: dict, trainer_state: dict) -> Path:
+    """Write the state (the model's full ``weights``, the optimizer/schedule/step ``trainer_state``);
+    returns the folder of its HF checkpoint."""
     partial, previous = directory.with_name(directory.name + ".partial"), directory.with_name(directory.name + ".old")
     shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial / "model")
+    model.save_pretrained(partial / "model", state_dict=weights)
     tokenizer.save_pretrained(partial / "model")
-    torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "step": step,
-                "rng": torch.get_rng_state()}, partial / TRAINER_FILE)
+    torch.save(trainer_state, partial / TRAINER_FILE)
     shutil.rmtree(previous, ignore_errors=True)
     if directory.exists():
         directory.rename(previous)

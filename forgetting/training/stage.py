@@ -17,7 +17,7 @@ from tqdm.auto import tqdm
 
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import check_choice, check_range
-from forgetting.training.distributed import check_batch
+from forgetting.training.distributed import check_batch, check_parallel
 from forgetting.models import DEFAULT_MODEL
 from forgetting.device import DEVICE_HELP, GPUS_HELP, PRECISIONS
 
@@ -37,6 +37,9 @@ class TrainConfig:
     precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
     device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     gpus: int = field(default=1, metadata={"help": GPUS_HELP})
+    parallel: str = field(default="ddp", metadata={
+        "help": "gpus > 1: ddp (a full copy on each GPU) or fsdp (parameters, gradients and optimizer state "
+                "sharded over the GPUs, for a model that does not fit one)"})
     seed: int = field(default=0, metadata={"help": "seed of the corpus split and order"})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = <model>-python)"})
 
@@ -49,6 +52,7 @@ class TrainConfig:
             check_range(name, getattr(self, name), 1)
         check_choice("precision", self.precision, PRECISIONS)
         check_batch(self.batch_size, self.gpus)
+        check_parallel(self.parallel, self.gpus, self.device)
 
     def model_name(self) -> str:
         from forgetting.tracking.checkpoints import registered_name
@@ -95,7 +99,8 @@ def train_process(job: dict) -> None:
 
 
 class Checkpointer:
-    """Rank 0's bookkeeping: held-out loss, logged and registered checkpoints, the curves of a killed attempt."""
+    """Rank 0's bookkeeping: the held-out loss logged, checkpoints logged and registered, the curves of a
+    killed attempt."""
 
     def __init__(self, config: TrainConfig, lineage: dict, run, key: str):
         self.config, self.lineage, self.run, self.key = config, lineage, run, key
@@ -107,12 +112,9 @@ class Checkpointer:
             # the loss of step ``start`` was logged before its state; its held-out loss is logged again
             continue_history(previous, self.run, {"train_loss": start + 1, "heldout_loss": start})
 
-    def __call__(self, step: int, folder, model, held_out) -> None:
+    def __call__(self, step: int, folder, loss: float) -> None:
         from forgetting.tracking import log_checkpoint
-        from forgetting.training.corpus import lm_batches
-        from forgetting.training.loss import heldout_loss
 
-        loss = heldout_loss(model, lm_batches(held_out, self.config.batch_size), self.config.precision)
         mlflow.log_metric("heldout_loss", loss, step=step)
         log_checkpoint(folder, f"checkpoints/step-{step:06d}", register_as=self.config.model_name(),
                        alias=f"step-{step}", version_key=f"{self.key}:{step}",
@@ -129,36 +131,39 @@ class Checkpointer:
 
 
 def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpointer | None) -> dict[str, float]:
-    """Every rank: the training loop (DDP through accelerate when there are several processes);
+    """Every rank: the training loop (DDP or FSDP through accelerate when there are several processes);
     ``checkpointer`` is rank 0's, None on the others."""
     from forgetting.device import autocast, on_device
     from forgetting.models import load_model
-    from forgetting.training.corpus import python_code_blocks
+    from forgetting.training.corpus import lm_batches, python_code_blocks
     from forgetting.training.distributed import accelerator as make_accelerator
     from forgetting.training.distributed import local_rows, peak_usage
+    from forgetting.training.loss import heldout_loss
     from forgetting.training.optimizer import adamw_with_warmup
     from forgetting.training.resume import clear_state, load_state, save_state
 
-    accelerator = make_accelerator()
+    accelerator = make_accelerator(config.parallel)
     state = load_state(directory)
     model, tokenizer = load_model(str(state[0]) if state else location)
+    device = model.device
     train_blocks = python_code_blocks(tokenizer, "train", config.block_size, config.steps * config.batch_size,
                                       config.seed)
     held_out = python_code_blocks(tokenizer, "eval", config.block_size, config.eval_blocks, config.seed)
-    wrapped = accelerator.prepare_model(model)
-    optimizer, scheduler = adamw_with_warmup(wrapped, config.lr, config.steps, config.warmup_fraction)
-    start = 0
-    if state:
-        optimizer.load_state_dict(state[1]["optimizer"])
-        scheduler.load_state_dict(state[1]["scheduler"])
-        torch.set_rng_state(state[1]["rng"])
-        start = state[1]["step"]
+    optimizer, scheduler = adamw_with_warmup(model, config.lr, config.steps, config.warmup_fraction)
+    wrapped, optimizer = accelerator.prepare(model, optimizer)
+    start = _restore(state, wrapped, optimizer.optimizer, scheduler)
+
+    def checkpoint(step: int, folder) -> None:  # every rank: FSDP's forward needs them all
+        loss = heldout_loss(wrapped, lm_batches(held_out, config.batch_size), config.precision, device)
+        if checkpointer:
+            checkpointer(step, folder, loss)
+        accelerator.wait_for_everyone()
+
     checkpoints = config.checkpoint_steps()
     if checkpointer:
         checkpointer.resume(start)
-        if start in checkpoints:
-            checkpointer(start, state[0] if state else location, model, held_out)
-    accelerator.wait_for_everyone()
+    if start in checkpoints:
+        checkpoint(start, state[0] if state else location)
     trained, seconds = 0, 0.0
     for step in tqdm(range(start, config.steps), desc="train", unit="step", initial=start, total=config.steps,
                      disable=not accelerator.is_main_process):
@@ -166,8 +171,8 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
                            accelerator.process_index)
         began = time.perf_counter()
         wrapped.train()
-        with autocast(config.precision, model.device):
-            loss = wrapped(**on_device(batch, model.device)).loss
+        with autocast(config.precision, device):
+            loss = wrapped(**on_device(batch, device)).loss
         accelerator.backward(loss)
         accelerator.clip_grad_norm_(wrapped.parameters(), 1.0)
         optimizer.step()
@@ -179,10 +184,9 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
         if checkpointer:
             mlflow.log_metric("train_loss", loss, step=step + 1)
         if step + 1 in checkpoints:
-            if checkpointer:
-                folder = save_state(directory, model, tokenizer, optimizer, scheduler, step + 1)
-                checkpointer(step + 1, folder, model, held_out)
-            accelerator.wait_for_everyone()
+            weights, trainer_state = _full_state(wrapped, optimizer.optimizer, scheduler, step + 1)
+            checkpoint(step + 1, save_state(directory, model, tokenizer, weights, trainer_state) if checkpointer
+                       else None)
     metrics = {"tokens_per_second": trained / seconds if seconds else 0.0, "train_tokens": trained,
                "processes": accelerator.num_processes, **peak_usage(accelerator)}
     if checkpointer:
@@ -190,6 +194,33 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
         checkpointer.finish(checkpoints)
         clear_state(directory)
     return metrics
+
+
+FULL_STATE = {"full_state_dict": True}  # whole tensors, whatever the sharding: a state any rank count loads
+
+
+def _full_state(wrapped, optimizer, scheduler, step: int) -> tuple[dict, dict]:
+    """Every rank: the model's and the optimizer's full state dicts (gathered onto rank 0's CPU; empty
+    on the others), keyed by parameter name, so one, several DDP or FSDP processes resume from it."""
+    from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
+                                                         get_optimizer_state_dict)
+
+    options = StateDictOptions(**FULL_STATE, cpu_offload=True)
+    return get_model_state_dict(wrapped, options=options), {
+        "optimizer": get_optimizer_state_dict(wrapped, optimizer, options=options),
+        "scheduler": scheduler.state_dict(), "step": step, "rng": torch.get_rng_state()}
+
+
+def _restore(state, wrapped, optimizer, scheduler) -> int:
+    """The step to start from: 0, or the saved state's step with its optimizer and schedule restored."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    if not state:
+        return 0
+    set_optimizer_state_dict(wrapped, optimizer, state[1]["optimizer"], options=StateDictOptions(**FULL_STATE))
+    scheduler.load_state_dict(state[1]["scheduler"])
+    torch.set_rng_state(state[1]["rng"])
+    return state[1]["step"]
 
 
 def _batch(blocks, step: int, batch_size: int) -> dict:
