@@ -153,3 +153,38 @@ def test_posttrain_runs_data_parallel_and_registers_once(method, store, tiny_che
     assert len(runs) == 1 and run.data.metrics["objective_steps"] > 0
     assert len(mlflow.MlflowClient().search_model_versions(f"name = '{name}'")) == 1
     assert run.data.tags["forgetting.device"] == "cpu"
+
+
+@pytest.fixture
+def tiny_classifier(tmp_path):
+    """A tiny random-init Llama sequence classifier with the bundled tokenizer: a teacher spec."""
+    from transformers import AutoTokenizer, LlamaForSequenceClassification
+
+    from forgetting.models.bundled import bundled_model_dir
+    from forgetting.models.tiny import tiny_llama
+
+    tokenizer = AutoTokenizer.from_pretrained(bundled_model_dir())
+    config = tiny_llama(vocab_size=len(tokenizer)).config
+    config.num_labels, config.pad_token_id = 2, tokenizer.eos_token_id
+    path = tmp_path / "tiny-classifier"
+    LlamaForSequenceClassification(config).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    return path
+
+
+@pytest.mark.e2e
+def test_distill_on_two_gloo_processes_takes_the_steps_of_one(store, tiny_classifier):
+    for name, gpus in (("student-one", 1), ("student-two", 2)):
+        done = subprocess.run([sys.executable, "entrypoints/distill.py", "--teacher", str(tiny_classifier),
+                               "--student", "layers:1", "--steps", "4", "--batch-size", "4", "--train-limit", "16",
+                               "--eval-limit", "8", "--precision", "fp32", "--device", "cpu", "--gpus", str(gpus),
+                               "--register-as", name], cwd=ROOT, env=environment(), capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stderr[-3000:]
+    one, _ = finished_run("student-one")
+    two, runs = finished_run("student-two")
+    assert len(runs) == 1 and len(mlflow.MlflowClient().search_model_versions("name = 'student-two'")) == 1
+    assert sorted(losses(two.info.run_id, "distill_loss")) == [1, 2, 3, 4]
+    for step, loss in losses(one.info.run_id, "distill_loss").items():
+        assert abs(losses(two.info.run_id, "distill_loss")[step] - loss) <= LOSS_TOLERANCE, step
+    assert two.data.metrics["student_accuracy"] == pytest.approx(one.data.metrics["student_accuracy"])

@@ -16,6 +16,7 @@ from tqdm.auto import tqdm
 
 from forgetting.errors import UsageError, check_range
 from forgetting.device import autocast, on_device
+from forgetting.training.distributed import average_gradients, process_mean, rank, world_size
 from forgetting.training.optimizer import adamw_with_warmup
 
 
@@ -69,7 +70,8 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[], Iterab
             lr: float, alpha: float, temperature: float, precision: str = "fp32", warmup_fraction: float = 0.1,
             on_step: Callable[[int, float], None] | None = None) -> list[float]:
     """Train ``student`` in place for ``steps`` optimizer steps; ``batches()`` gives one pass over
-    the data (called again when a pass ends). Returns the loss of every step."""
+    the data (called again when a pass ends). Under torchrun each process takes every N-th row of
+    each batch and the gradients are averaged over the processes. Returns the loss of every step."""
     check_distillation(alpha, temperature)
     optimizer, scheduler = adamw_with_warmup(student, lr, steps, warmup_fraction)
     teacher.eval()
@@ -78,16 +80,20 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[], Iterab
     with tqdm(total=steps, desc="distill", unit="step", leave=False) as progress:
         while len(losses) < steps:
             for batch in batches():
+                if len(batch["labels"]) < world_size():
+                    continue  # too few rows to give every data-parallel process one
+                batch = {name: rows[rank()::world_size()] for name, rows in batch.items()}
                 teacher_logits = _logits(teacher, batch, precision, grad=False)
                 student_logits = _logits(student, batch, precision, grad=True)
                 loss = distillation_loss(student_logits, teacher_logits.to(student.device),
                                          batch["labels"].to(student.device), alpha, temperature)
                 loss.backward()
+                average_gradients(student)
                 torch.nn.utils.clip_grad_norm_(student.parameters(), 1.0)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad(set_to_none=True)
-                losses.append(loss.item())
+                losses.append(process_mean(loss).item())
                 if on_step:
                     on_step(len(losses), losses[-1])
                 progress.update()

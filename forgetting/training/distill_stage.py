@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import mlflow
 
-from forgetting.device import DEVICE_HELP, PRECISIONS
+from forgetting.device import DEVICE_HELP, GPUS_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
+from forgetting.training.distributed import check_batch
 
 STUDENT_LAYERS = re.compile(r"^layers:(\d+)$")
 
@@ -36,6 +37,7 @@ class DistillConfig:
     eval_limit: int = field(default=0, metadata={"help": "eval rows (0 = the whole eval split)"})
     precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
     device: str = field(default="auto", metadata={"help": DEVICE_HELP})
+    gpus: int = field(default=1, metadata={"help": GPUS_HELP})
     seed: int = field(default=0, metadata={"help": "seed of row order"})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
 
@@ -62,6 +64,7 @@ class DistillConfig:
             check_range(name, getattr(self, name), 0)
         check_range("lr", self.lr, 0, low_open=True)
         check_choice("precision", self.precision, PRECISIONS)
+        check_batch(self.batch_size, self.gpus)
         if not self.teacher:
             raise UsageError("teacher is empty; give a fine-tuned classifier, e.g. "
                              "models:/smollm2-135m-sst2-classifier@finetuned")
@@ -106,7 +109,26 @@ def _parameter_count(location: str) -> int:
 
 
 def distill_student(config: DistillConfig) -> dict[str, float]:
-    """Inside the active run: teacher and student accuracy, the distillation curve, the student registered."""
+    """Inside the active run: teacher and student accuracy, the distillation curve, the student registered;
+    with ``gpus > 1`` the distillation runs data-parallel in that many torchrun processes."""
+    from forgetting.tracking.runs import active_cache_key
+    from forgetting.training.distributed import run_processes
+
+    if config.gpus > 1:
+        run_id = mlflow.active_run().info.run_id
+        run_processes("forgetting.training.distill_stage:distill_process",
+                      {"config": asdict(config), "run_id": run_id, "key": active_cache_key()}, config.gpus)
+        return mlflow.get_run(run_id).data.metrics
+    return _distill(config, active_cache_key())
+
+
+def distill_process(job: dict) -> None:
+    """One torchrun process of a data-parallel ``distill``."""
+    _distill(DistillConfig(**job["config"]), job["key"])
+
+
+def _distill(config: DistillConfig, key: str) -> dict[str, float]:
+    """Every process distils its share of each batch; rank 0 scores, logs and registers."""
     import torch
 
     from forgetting.data import log_dataset
@@ -115,14 +137,12 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
     from forgetting.models.classifier import load_classifier
     from forgetting.pruning.remove import count_parameters
     from forgetting.tracking import log_checkpoint
-    from forgetting.tracking.runs import active_cache_key
     from forgetting.training.distill import distill, student_from_teacher
+    from forgetting.training.distributed import is_main
 
     labels = CLASSIFICATION_LABELS[config.task]
     train_rows = classification_rows(config.task, "train", config.seed, config.train_limit)
     eval_rows = classification_rows(config.task, "eval", config.seed, config.eval_limit)
-    log_dataset(train_rows, config.task, "train", context="train")
-    log_dataset(eval_rows, config.task, "eval")
     teacher, tokenizer = load_classifier(config.teacher, labels)
     layers = config.student_layers()
     student = student_from_teacher(teacher, layers) if layers else load_classifier(config.student, labels)[0]
@@ -130,13 +150,19 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
     def evaluate(model, prefix: str) -> dict[str, float]:
         return score_classifier(model, tokenizer, eval_rows, config.batch_size, config.precision, prefix)
 
-    metrics = evaluate(teacher, "teacher") | evaluate(student, "student_before")
+    metrics = {}
+    if is_main():
+        log_dataset(train_rows, config.task, "train", context="train")
+        log_dataset(eval_rows, config.task, "eval")
+        metrics = evaluate(teacher, "teacher") | evaluate(student, "student_before")
     generator = torch.Generator().manual_seed(config.seed)
     losses = distill(student, teacher,
                      lambda: classification_batches(tokenizer, train_rows, config.batch_size, generator),
                      steps=config.steps, lr=config.lr, alpha=config.alpha, temperature=config.temperature,
                      precision=config.precision,
-                     on_step=lambda step, loss: mlflow.log_metric("distill_loss", loss, step=step))
+                     on_step=lambda step, loss: is_main() and mlflow.log_metric("distill_loss", loss, step=step))
+    if not is_main():
+        return metrics
     metrics |= evaluate(student, "student") | {
         "teacher_parameters": count_parameters(teacher), "student_parameters": count_parameters(student),
         "distill_loss_first": losses[0], "distill_loss_last": losses[-1]}
@@ -145,7 +171,7 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         student.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, register_as=config.model_name(), alias="student", version_key=active_cache_key(),
+        log_checkpoint(directory, register_as=config.model_name(), alias="student", version_key=key,
                        tags={"study": "selective", "stage": "distill", "task": config.task, "method": "distill",
                              "sparsity": 1 - metrics["parameter_ratio"], "alpha": config.alpha,
                              "temperature": config.temperature, "step": config.steps})
