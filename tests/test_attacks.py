@@ -62,6 +62,16 @@ def test_gcg_lowers_the_target_loss_and_is_seeded(model, tokenizer, allowed):
     assert first.suffix_ids == again.suffix_ids and first.losses == again.losses
 
 
+def test_a_step_without_a_pasteable_candidate_keeps_the_suffix(model, tokenizer, allowed, monkeypatch):
+    """No candidate re-tokenises to itself: the suffix stays a string that pastes, not a token sequence."""
+    from forgetting.attacks import gcg as gcg_module
+
+    monkeypatch.setattr(gcg_module, "round_trips", lambda tokenizer, candidates: torch.zeros(len(candidates), dtype=bool))
+    result = gcg(model, tokenizer, BEHAVIOURS[:1], SMALL, allowed)
+    assert result.suffix_ids == initial_suffix(tokenizer, SMALL.suffix_length).tolist()
+    assert len(set(result.losses)) == 1
+
+
 def test_universal_suffix_rows_and_transfer(model, tokenizer):
     rows = attack_gcg_universal(model, tokenizer, BEHAVIOURS, SMALL, max_new_tokens=4)
     assert len({row["control"] for row in rows}) == 1 and all(isinstance(row["success"], bool) for row in rows)

@@ -213,3 +213,30 @@ def test_teacher_family_is_checked_against_the_start_model(method, teacher_type,
     else:
         with pytest.raises(UsageError, match=error):
             config.validate()
+
+
+def test_online_rl_reward_reads_every_reward_column_safety_included(monkeypatch, tmp_path):
+    """TRL hands the dataset's columns to the reward function; the safety reward needs ``label``."""
+    import trl
+
+    captured = {}
+
+    class Captured(Exception):
+        pass
+
+    class FakeTrainer:
+        def __init__(self, reward_funcs, train_dataset, **kwargs):
+            captured["reward"], captured["rows"] = reward_funcs, list(train_dataset)
+            raise Captured
+
+    monkeypatch.setattr(trl, "GRPOTrainer", FakeTrainer)
+    data = MethodData(DOMAINS["safety"], list(DomainEnv("safety", "train", seed=0, limit=4).rows), None)
+    config = PosttrainConfig(method="on-rl", domain="safety", batch_size=4, num_generations=2, precision="fp32")
+    with pytest.raises(Captured):
+        POSTTRAIN_METHODS.get("on-rl")(None, None, data, config, tmp_path)
+    rows = captured["rows"]
+    assert all("label" in row for row in rows)
+    refusal = "I'm sorry, but I can't help with that."
+    rewards = captured["reward"]([r["prompt"] for r in rows], [refusal] * len(rows),
+                                 **{key: [r[key] for r in rows] for key in rows[0] if key != "prompt"})
+    assert rewards == [float(bool(r["label"])) for r in rows]

@@ -4,8 +4,9 @@ Each step takes the gradient of the target loss with respect to the one-hot suff
 ``batch`` candidates that each swap one position for one of that position's ``top_k`` most
 promising tokens, scores every candidate with one batched forward pass and keeps the best. With
 several behaviours the loss is their mean (the universal suffix); given one behaviour, the search
-finds that behaviour's own suffix. Candidates whose text does not re-tokenise to the same ids are dropped, so the
-suffix found is a string that can be pasted anywhere (and transferred to another checkpoint).
+finds that behaviour's own suffix. Candidates whose text does not re-tokenise to the same ids are dropped (a step
+where none does keeps the current suffix), so the suffix found is a string that can be pasted anywhere (and
+transferred to another checkpoint).
 """
 from __future__ import annotations
 
@@ -116,7 +117,7 @@ def gcg(model, tokenizer, behaviours: list[Behaviour], config: GCGConfig, allowe
         model.zero_grad(set_to_none=True)
         candidates = sample_candidates(suffix, gradient, allowed, config.top_k, config.batch, generator)
         kept = round_trips(tokenizer, candidates)
-        candidates = candidates[kept] if kept.any() else candidates
+        candidates = candidates[kept] if kept.any() else suffix.unsqueeze(0)  # none pastes: keep the suffix
         with torch.no_grad():
             losses = torch.stack([target_losses(model, item.rows(candidates), len(item.target))
                                   for item in layouts]).mean(0)

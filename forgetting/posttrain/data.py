@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from forgetting.rewards.domains import Domain
 
+# The row columns a verifiable reward may read besides the prompt.
+REWARD_COLUMNS = ("answer", "answers", "tests", "label")
+
 
 @dataclass(frozen=True)
 class MethodData:
@@ -18,5 +21,4 @@ class MethodData:
 
     def prompts(self) -> list[dict]:
         """Prompt rows with every column the domain's reward reads (TRL passes them to reward functions)."""
-        keep = ("prompt", "answer", "answers", "tests", "label")
-        return [{key: row[key] for key in keep if key in row} for row in self.rows]
+        return [{key: row[key] for key in ("prompt", *REWARD_COLUMNS) if key in row} for row in self.rows]
