@@ -47,9 +47,19 @@ def test_accuracy_and_length_normalisation(model, tokenizer):
     [result], _ = score_multiple_choice(model, tokenizer, rows)
     scores = result["logprobs"]
     assert result["pred"] == max(range(2), key=scores.__getitem__)
-    normed = [scores[0] / len(" blue"), scores[1] / len(" a very long green answer")]
+    normed = [scores[0] / len("blue"), scores[1] / len("a very long green answer")]
     assert result["pred_norm"] == max(range(2), key=normed.__getitem__)
     assert result["correct"] == (result["pred"] == 0)
+
+
+def test_acc_norm_counts_characters_without_the_target_delimiter():
+    """lm-eval divides by len(doc_to_choice): " ab" counts 2, so -2/2 < -5.5/6 and the long choice wins
+    (counting the space, -2/3 > -5.5/7, the short one would)."""
+    from forgetting.evaluation.multiple_choice import normalised_prediction
+
+    assert normalised_prediction([-2.0, -5.5], [" ab", " abcdef"]) == 1
+    assert normalised_prediction([-2.0, -5.5], ["ab", "abcdef"]) == 1
+    assert normalised_prediction([-3.0, -3.0], [" é", " ab"]) == 1  # characters, not bytes
 
 
 def test_trailing_space_moves_to_the_continuation(tokenizer):

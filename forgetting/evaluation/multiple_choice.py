@@ -2,8 +2,9 @@
 
 Follows lm-evaluation-harness's conventions so numbers are comparable: the context is encoded
 without special tokens, trailing spaces move from the context to the continuation, ``acc`` takes
-the argmax of the summed log-likelihood and ``acc_norm`` divides it by the continuation's length
-in bytes.
+the argmax of the summed log-likelihood and ``acc_norm`` divides it by the length in characters of
+the choice without the space that joins it to the context (lm-eval's ``acc_norm``: ``len`` of
+``doc_to_choice``, the target delimiter not counted; lm-eval's ``acc_bytes`` is the byte count).
 
 Written here rather than called from lm-eval because it is measurably faster on CPU
 (benchmarks/bench_lm_eval.py): each question is one packed sequence, the shared context followed
@@ -104,15 +105,21 @@ def question_logprobs(model, tokenizer, questions: list[tuple[str, list[str]]], 
     return scores, tokens
 
 
+def normalised_prediction(scores: list[float], choices: list[str]) -> int:
+    """lm-eval's ``acc_norm`` choice: log-likelihood per character of the choice, its one leading
+    target delimiter (the space joining it to the context) not counted."""
+    lengths = [len(c[1:] if c.startswith(" ") else c) for c in choices]
+    return max(range(len(scores)), key=lambda i: scores[i] / max(1, lengths[i]))
+
+
 def score_multiple_choice(model, tokenizer, rows, batch_size: int = 16, precision: str = "fp32"):
     """Per-row predictions (``pred``, ``pred_norm``, ``correct``, ``correct_norm``) and tokens processed."""
     questions = [(row["prompt"], list(row["choices"])) for row in rows]
     all_scores, tokens = question_logprobs(model, tokenizer, questions, batch_size, precision)
     results = []
     for row, scores in zip(rows, all_scores):
-        normed = [s / max(1, len(c.encode())) for s, c in zip(scores, row["choices"])]
         pred = max(range(len(scores)), key=scores.__getitem__)
-        pred_norm = max(range(len(scores)), key=normed.__getitem__)
+        pred_norm = normalised_prediction(scores, row["choices"])
         results.append({"id": row["id"], "label": row["label"], "pred": pred, "pred_norm": pred_norm,
                         "correct": pred == row["label"], "correct_norm": pred_norm == row["label"],
                         "logprobs": [round(s, 4) for s in scores]})
