@@ -171,6 +171,21 @@ def _humaneval() -> list[dict]:
         return [json.loads(line) for line in lines]
 
 
+def test_plain_results_records_and_stdlib_containers_cross_to_the_tests():
+    """The plain-data guard lets honest results through: builtin values, collections' types and
+    a program's attribute-only classes (MBPP's tree ``Node``)."""
+    program = ("import collections\n"
+               "class Node:\n    def __init__(self, data):\n        self.data, self.left = data, None\n"
+               "def depth(node):\n    return 0 if node is None else 1 + depth(node.left)\n"
+               "def grow(n):\n    root = Node(0)\n    root.left = Node(1) if n > 1 else None\n    return root\n"
+               "def count(text):\n    return collections.Counter(text)\n"
+               "def shapes():\n    return [1, 2.5, 'a', b'b', None, (True, 1j), {'k': {3}}, frozenset({4})]\n")
+    tests = ("root = Node(5)\nroot.left = Node(6)\nassert depth(root) == 2\nassert grow(2).left.data == 1\n"
+             "assert count('aab') == {'a': 2, 'b': 1}\nassert shapes()[6] == {'k': {3}}\n")
+    result = run_tests(program, tests)
+    assert result.passed, (result.status, result.detail)
+
+
 def test_humaneval_canonical_solutions_all_pass_and_a_wrong_one_fails():
     problems = _humaneval()
     jobs = [humaneval_job(p, p["canonical_solution"], timeout=20) for p in problems]

@@ -14,6 +14,7 @@ harness writes ``started`` on the channel, then ``status <kind> <detail>`` lines
 ``pass <nonce>`` only when the tests completed (threat model in ``docs/sandbox.md``).
 """
 import builtins
+import collections
 import marshal
 import os
 import posix
@@ -51,6 +52,17 @@ WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 IMMUTABLE_TYPE = 1 << 8  # Py_TPFLAGS_IMMUTABLETYPE
 FORBIDDEN_EXIT = 3
 PASSED = object()
+PLAIN_SCALARS = frozenset((int, float, complex, bool, str, bytes, type(None)))
+# Exact container types and their own iterators (bound now: the program may patch the classes,
+# which the guard restores after every call, but not these references).
+ITERATORS = {list: list.__iter__, tuple: tuple.__iter__, set: set.__iter__, frozenset: frozenset.__iter__,
+             collections.deque: collections.deque.__iter__}
+MAPPINGS = frozenset((dict, collections.Counter, collections.OrderedDict, collections.defaultdict))
+RECORD_NAMES = frozenset(("__init__", "__repr__", "__str__", "__module__", "__qualname__", "__doc__", "__dict__",
+                          "__weakref__", "__firstlineno__", "__static_attributes__", "__annotations__"))
+object_getattribute = object.__getattribute__
+getset_descriptor = type(type.__dict__["__dict__"])
+PLAIN_ITEMS = 10_000_000
 
 # Bound now, before any untrusted code runs: the program may rebind the originals.
 write = os.write
@@ -298,13 +310,72 @@ def run_code(code, namespace, label, status):
         return False
 
 
-def tests_namespace(program_namespace):
+class NotPlainData(Exception):
+    """A value crossing from the program to the tests that is not plain data."""
+
+
+def check_plain(value, where):
+    """Raise unless ``value`` is plain data: exact builtin scalars, or exact lists, tuples, sets,
+    frozensets and dicts (and the collections types the snapshot restores) of plain data. An
+    exact type's comparison is the interpreter's own; a program's object or subclass could say
+    it equals anything."""
+    stack, seen = [value], 0
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        seen += 1
+        if seen > PLAIN_ITEMS:
+            raise NotPlainData("%s holds more than %d values" % (where, PLAIN_ITEMS))
+        if kind in PLAIN_SCALARS:
+            continue
+        if kind in MAPPINGS:
+            stack.extend(dict.keys(item))
+            stack.extend(dict.values(item))
+        elif kind in ITERATORS:
+            stack.extend(ITERATORS[kind](item))
+        elif is_record(kind):
+            stack.extend(dict.values(object_getattribute(item, "__dict__")))
+        else:
+            raise NotPlainData("%s is a %s, not plain data (the tests compare only builtin values)"
+                               % (where, kind.__name__))
+
+
+def is_record(kind):
+    """A class of the program that only holds attributes (a tree ``Node``): derived from
+    ``object`` alone, no ``__slots__``, no special method but ``__init__``, ``__repr__`` and
+    ``__str__``, so comparing or reading its instances runs none of the program's code."""
+    if kind.__mro__ != (kind, object) or not isinstance(kind.__dict__.get("__dict__"), getset_descriptor):
+        return False
+    return all(not (name.startswith("__") and name.endswith("__")) or name in RECORD_NAMES
+               for name in type.__getattribute__(kind, "__dict__"))
+
+
+def guarded(function, name, snapshot):
+    """``function`` as the tests see it: each call's result (and what it did to the tests'
+    list, dict and set arguments) must be plain data, and the modules and classes the tests
+    share are restored after the call, so a candidate cannot patch them mid-check."""
+    def call(*args, **kwargs):
+        try:
+            result = function(*args, **kwargs)
+        finally:
+            restore(snapshot)
+        check_plain(result, "the result of %s()" % name)
+        for argument in (*args, *kwargs.values()):
+            if type(argument) in (list, dict, set):
+                check_plain(argument, "an argument %s() changed" % name)
+        return result
+    return call
+
+
+def tests_namespace(program_namespace, snapshot):
     """The program's names, minus any that would shadow a builtin, over a private copy of
-    the (just restored) builtins, so a candidate patching builtins mid-check cannot reach it."""
+    the (just restored) builtins, so a candidate patching builtins mid-check cannot reach it;
+    every callable the program defined is ``guarded``."""
     namespace = {}
     for name, value in program_namespace.items():
         if type(name) is str and not name.startswith("__") and name not in builtins_names:
-            namespace[name] = value
+            is_module = type(value) is module_type
+            namespace[name] = guarded(value, name, snapshot) if callable(value) and not is_module else value
     namespace["__builtins__"] = dict(builtins_module.__dict__)
     namespace["__name__"] = "__tests__"
     return namespace
@@ -334,7 +405,7 @@ def run_program_then_tests(job, snapshot, status):
     except BaseException as error:
         status("failed", "the program broke the interpreter beyond repair: " + describe(error))
         return False
-    if not run_code(tests, tests_namespace(namespace), "tests", status):
+    if not run_code(tests, tests_namespace(namespace, snapshot), "tests", status):
         return False
     flush_streams()
     return True
