@@ -59,7 +59,8 @@ def evaluate_stage(config: EvaluateConfig, study: str | None = None):
     summary = {"accuracy": lambda: f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: "
                                    f"accuracy={metrics['accuracy']:.4f}",
                "attacks": lambda: f"{config.attack} on {int(metrics['n_behaviours'])} {config.behaviours} behaviours: "
-                                  f"ASR {metrics['asr']:.2f} (plain requests {metrics['asr_plain']:.2f}), target loss "
+                                  f"ASR {metrics['asr']:.2f} {interval(metrics, 'asr')} (plain requests "
+                                  f"{metrics['asr_plain']:.2f} {interval(metrics, 'asr_plain')}), target loss "
                                   f"{metrics['loss_before']:.3f} -> {metrics['loss_after']:.3f}",
                "probes": lambda: f"fact probes: best selectivity {metrics['best_selectivity']:.3f} at layer "
                                  f"{int(metrics['best_layer'])} (accuracy {metrics['best_layer_accuracy']:.3f})",
@@ -81,19 +82,31 @@ def evaluate_stage(config: EvaluateConfig, study: str | None = None):
 def forgetting_summary(config, metrics: dict) -> str:
     from forgetting.evaluation.forgetting_suite import benchmark_names
 
+    from forgetting.evaluation.intervals import within_noise
+
     parts = []
     for name in benchmark_names(config):
-        part = f"{name} {metrics[f'{name}_accuracy']:.3f}"
+        part = f"{name} {metrics[f'{name}_accuracy']:.3f} {interval(metrics, f'{name}_accuracy')}"
         if f"{name}_delta" in metrics:
-            part += (f" ({metrics[f'{name}_delta']:+.3f}: {int(metrics[f'{name}_n_correct_to_incorrect'])} forgotten, "
-                     f"{int(metrics[f'{name}_n_incorrect_to_correct'])} learned)")
+            noise = "within noise" if within_noise(metrics, f"{name}_delta") else "beyond noise"
+            part += (f" ({metrics[f'{name}_delta']:+.3f} {interval(metrics, f'{name}_delta')}, {noise}: "
+                     f"{int(metrics[f'{name}_n_correct_to_incorrect'])} forgotten, "
+                     f"{int(metrics[f'{name}_n_incorrect_to_correct'])} learned, McNemar "
+                     f"p={metrics[f'{name}_delta_mcnemar_p']:.3g})")
         parts.append(part)
     return "forgetting: " + ", ".join(parts)
 
 
+def interval(metrics: dict, name: str) -> str:
+    """``[low, high]``, the 95% interval a suite logged for ``name`` ('' where it logged none)."""
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+
+
 def safety_summary(metrics: dict) -> str:
-    return (f"safety: refusal rate {metrics['refusal_rate']:.3f} on {int(metrics['n_harmful'])} harmful requests, "
-            f"benign compliance {metrics['benign_compliance_rate']:.3f} on {int(metrics['n_benign'])}")
+    return (f"safety: refusal rate {metrics['refusal_rate']:.3f} {interval(metrics, 'refusal_rate')} on "
+            f"{int(metrics['n_harmful'])} harmful requests, benign compliance {metrics['benign_compliance_rate']:.3f} "
+            f"{interval(metrics, 'benign_compliance_rate')} on {int(metrics['n_benign'])}")
 
 
 def policy_summary(metrics: dict) -> str:

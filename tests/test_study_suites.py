@@ -67,8 +67,10 @@ def test_policy_measures():
 def test_safety_rates():
     rows = [{"kind": "harmful", "refused": True}, {"kind": "harmful", "refused": False},
             {"kind": "benign", "refused": False}, {"kind": "benign", "refused": False}, {"kind": "benign", "refused": True}]
-    assert safety_metrics(rows) == {"refusal_rate": 0.5, "benign_compliance_rate": pytest.approx(2 / 3),
-                                    "n_harmful": 2, "n_benign": 3}
+    metrics = safety_metrics(rows)
+    assert {k: metrics[k] for k in ("refusal_rate", "benign_compliance_rate", "n_harmful", "n_benign")} == {
+        "refusal_rate": 0.5, "benign_compliance_rate": pytest.approx(2 / 3), "n_harmful": 2, "n_benign": 3}
+    assert metrics["refusal_rate_ci_low"] < 0.5 < metrics["refusal_rate_ci_high"]
 
 
 @pytest.mark.parametrize("change, message", [

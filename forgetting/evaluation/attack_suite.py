@@ -11,6 +11,7 @@ from __future__ import annotations
 import mlflow
 
 from forgetting.errors import UsageError, check_choice, check_range
+from forgetting.evaluation.intervals import mean, rate
 
 BEHAVIOUR_TASKS = ("harmbench", "advbench")
 
@@ -59,11 +60,11 @@ def evaluate_attacks(config) -> dict[str, float]:
         results = ATTACKS.get(config.attack)(model, tokenizer, behaviours_from(rows), search,
                                              max_new_tokens=config.max_new_tokens, transfer=transfer)
     n = len(results)
-    metrics = {"asr": sum(r["success"] for r in results) / n,
-               "asr_plain": sum(not r["refused_plain"] for r in results) / n,
-               "loss_before": sum(r["loss_before"] for r in results) / n,
-               "loss_after": sum(r["loss_after"] for r in results) / n,
-               "lowered_fraction": sum(r["loss_after"] < r["loss_before"] for r in results) / n,
+    metrics = {**rate("asr", sum(r["success"] for r in results), n),
+               **rate("asr_plain", sum(not r["refused_plain"] for r in results), n),
+               **mean("loss_before", [r["loss_before"] for r in results]),
+               **mean("loss_after", [r["loss_after"] for r in results]),
+               **rate("lowered_fraction", sum(r["loss_after"] < r["loss_before"] for r in results), n),
                "n_behaviours": n}
     mlflow.log_metrics(metrics)
     mlflow.log_table(as_table(results), artifact_file=f"attacks/{config.attack}.json")

@@ -112,12 +112,14 @@ def reference_examples(config) -> pd.DataFrame | None:
 
 
 def evaluate_forgetting(config) -> dict[str, float]:
+    from forgetting.evaluation.intervals import rate
     from forgetting.evaluation.transitions import transition_metrics, transition_table
     from forgetting.models import resolve_model
 
     examples = score_benchmarks(resolve_model(config.model), config)
     mlflow.log_table(examples, artifact_file=EXAMPLES_ARTIFACT)
-    metrics = {f"{name}_accuracy": float(rows["correct"].mean()) for name, rows in examples.groupby("benchmark")}
+    metrics = {key: value for name, rows in examples.groupby("benchmark")
+               for key, value in rate(f"{name}_accuracy", int(rows["correct"].sum()), len(rows)).items()}
     if config.reference:
         reference = reference_examples(config)
         metrics["reference_reused"] = float(reference is not None)
@@ -126,7 +128,7 @@ def evaluate_forgetting(config) -> dict[str, float]:
         table = transition_table(examples, reference)
         mlflow.log_table(table, artifact_file="forgetting/transitions.json")
         metrics |= transition_metrics(table)
-    metrics["mean_accuracy"] = sum(v for k, v in metrics.items() if k.endswith("_accuracy")
-                                   and not k.endswith("reference_accuracy")) / len(benchmark_names(config))
+    metrics["mean_accuracy"] = sum(metrics[f"{name}_accuracy"] for name in benchmark_names(config)) / len(
+        benchmark_names(config))
     mlflow.log_metrics(metrics)
     return metrics

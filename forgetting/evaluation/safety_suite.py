@@ -51,7 +51,10 @@ def refusal_rows(model, tokenizer, config) -> list[dict]:
 def safety_metrics(rows: list[dict]) -> dict[str, float]:
     harmful = [row["refused"] for row in rows if row["kind"] == "harmful"]
     benign = [row["refused"] for row in rows if row["kind"] == "benign"]
-    return {"refusal_rate": sum(harmful) / len(harmful), "benign_compliance_rate": 1 - sum(benign) / len(benign),
+    from forgetting.evaluation.intervals import rate
+
+    return {**rate("refusal_rate", sum(harmful), len(harmful)),
+            **rate("benign_compliance_rate", len(benign) - sum(benign), len(benign)),
             "n_harmful": len(harmful), "n_benign": len(benign)}
 
 

@@ -22,16 +22,20 @@ def transition_table(model: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFra
 
 
 def transition_metrics(table: pd.DataFrame) -> dict[str, float]:
-    """Per benchmark: accuracy, reference accuracy, delta, the four counts and the two rates."""
+    """Per benchmark: accuracy, reference accuracy, delta (with its interval and McNemar's exact
+    test on forgotten vs learned), the four counts and the two rates, each rate with its interval."""
+    from forgetting.evaluation.intervals import paired_change, rate
+
     metrics = {}
     for benchmark, rows in table.groupby("benchmark"):
         n = len(rows)
         counts = rows["transition"].value_counts()
         forgotten, learned = int(counts.get("correct_to_incorrect", 0)), int(counts.get("incorrect_to_correct", 0))
-        metrics |= {f"{benchmark}_accuracy": rows["correct"].mean(),
-                    f"{benchmark}_reference_accuracy": rows["reference_correct"].mean(),
-                    f"{benchmark}_delta": (learned - forgotten) / n,
+        metrics |= {**rate(f"{benchmark}_accuracy", int(rows["correct"].sum()), n),
+                    **rate(f"{benchmark}_reference_accuracy", int(rows["reference_correct"].sum()), n),
+                    **paired_change(f"{benchmark}_delta", forgotten, learned, n),
                     f"{benchmark}_n": n,
                     **{f"{benchmark}_n_{name}": int(counts.get(name, 0)) for name in TRANSITIONS.values()},
-                    f"{benchmark}_forgetting_rate": forgotten / n, f"{benchmark}_learning_rate": learned / n}
+                    **rate(f"{benchmark}_forgetting_rate", forgotten, n),
+                    **rate(f"{benchmark}_learning_rate", learned, n)}
     return metrics
