@@ -203,8 +203,24 @@ def test_missing_package_names_what_to_install(monkeypatch):
     assert data.task_kind("gsm8k") == "generative"
 
 
+def test_source_defaults_to_offline_and_the_hub_is_opt_in():
+    import inspect
+
+    assert inspect.signature(data.load_task).parameters["source"].default == "offline"
+    assert data.SOURCES == ("offline", "hub")
+    assert set(data.task_names()) == set(data.TASKS.names())  # hub-only tasks do not join the offline list
+    assert {"imdb", "code_contests", "xstest"} <= set(data.task_names("hub")) - set(data.task_names())
+    assert data.load_task("gsm8k", "test", limit=3)["id"] == data.load_task("gsm8k", "test", limit=3,
+                                                                              source="offline")["id"]
+    with pytest.raises(UsageError, match=re.escape("task='xstest' ships no offline data: it is the hub data set "
+                                                   "walledai/XSTest (source=hub")):
+        data.load_task("xstest")
+    assert data.task_kind("xstest") == "safety" and data.task_kind("imdb") == "multiple_choice"
+
+
 def test_import_is_light():
     code = ("import sys, forgetting; before = set(sys.modules); import forgetting.data as d; d.task_kind('mmlu'); "
+            "d.task_names('hub'); d.task_kind('imdb'); "
             "print(sorted({'datasets', 'mlflow', 'pyarrow'} & (set(sys.modules) - before)))")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stdout.strip() == "[]"
@@ -223,3 +239,4 @@ def test_log_dataset(store):
     assert finished.data.params["eval_rows"] == "20" and finished.data.params["eval_task"] == "arc_easy"
     [logged] = finished.inputs.dataset_inputs
     assert logged.dataset.digest == digest and logged.dataset.name == "arc_easy-eval"
+    assert logged.dataset.source_type == "code" and "eval_source" not in finished.data.params  # offline: unchanged

@@ -1,11 +1,14 @@
 """Real data from installed packages, as ``datasets.Dataset`` splits with one schema per task kind.
 
-``load_task(name, split="eval", seed=0, limit=None)`` returns a split; ``log_dataset`` records it
-in the active MLflow run. Schemas: ``forgetting.data.schemas``; which split is what: the docstring
-of each family module (``multiple_choice``, ``generative``, ``code``, ``facts``, ``corpus``,
-``safety``). Importing this package reads no data and imports neither ``datasets`` nor ``mlflow``.
+``load_task(name, split="eval", seed=0, limit=None, source="offline")`` returns a split; ``log_dataset``
+records it in the active MLflow run. Schemas: ``forgetting.data.schemas``; which split is what: the
+docstring of each family module (``multiple_choice``, ``generative``, ``code``, ``facts``, ``corpus``,
+``safety``). ``source="hub"`` reads the seeds' real data sets from the Hugging Face hub behind the
+same task names (``hub``, ``hub_tasks``). Importing this package reads no data and imports neither
+``datasets`` nor ``mlflow``.
 """
-from forgetting.data.loading import check_task, load_task, task_kind, task_names, task_splits
+from forgetting.data.loading import (SOURCES, check_source, check_task, load_task, task_kind, task_names,
+                                     task_splits)
 from forgetting.data.schemas import COLUMNS, KINDS
 from forgetting.data.task import TASKS, Task
 from forgetting.data.tracking import dataset_digest, log_dataset
@@ -35,5 +38,5 @@ TASKS.register("realtoxicityprompts", "forgetting.data.safety:REALTOXICITYPROMPT
 TASKS.register("refusal_labelled", "forgetting.data.safety:REFUSAL_LABELLED")
 TASKS.register("refusal_demonstrations", "forgetting.data.safety:REFUSAL_DEMONSTRATIONS")
 
-__all__ = ["COLUMNS", "KINDS", "TASKS", "Task", "check_task", "dataset_digest", "load_task", "log_dataset",
-           "task_kind", "task_names", "task_splits"]
+__all__ = ["COLUMNS", "KINDS", "SOURCES", "TASKS", "Task", "check_source", "check_task", "dataset_digest", "load_task",
+           "log_dataset", "task_kind", "task_names", "task_splits"]

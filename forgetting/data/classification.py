@@ -7,19 +7,27 @@ import torch
 
 from forgetting.errors import check_choice
 
-CLASSIFICATION_LABELS = {"sst2": 2}
+CLASSIFICATION_LABELS = {"sst2": 2, "imdb": 2}
+"""Task -> number of labels. ``imdb`` has hub data only (``source="hub"``)."""
 MAX_TOKENS = 128
 
 
-def check_classification_task(task: str) -> None:
+def check_classification_task(task: str, source: str = "offline", split: str | None = None) -> None:
+    """A classification task that ``source`` serves (and, from the hub with a ``split``, whose files can be read)."""
+    from forgetting.data.loading import check_source, check_task, get_task
+
     check_choice("task", task, sorted(CLASSIFICATION_LABELS))
+    check_source(source)
+    get_task(task, source)
+    if source == "hub" and split is not None:
+        check_task(task, split, source=source)
 
 
-def classification_rows(task: str, split: str, seed: int = 0, limit: int = 0) -> list[dict]:
+def classification_rows(task: str, split: str, seed: int = 0, limit: int = 0, source: str = "offline") -> list[dict]:
     from forgetting.data import load_task
 
-    check_classification_task(task)
-    return load_task(task, split, seed=seed, limit=limit or None)
+    check_classification_task(task, source)
+    return load_task(task, split, seed=seed, limit=limit or None, source=source)
 
 
 def classification_batches(tokenizer, rows: Sequence[dict], batch_size: int,

