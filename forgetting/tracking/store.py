@@ -18,9 +18,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 STUDIES = ("foundation", "unlearning", "forgetting", "selective", "attribution")
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Offline unless the user says otherwise: HF_HUB_OFFLINE=0 alone takes data sets and models online too.
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
+os.environ.setdefault("TRANSFORMERS_OFFLINE", os.environ["HF_HUB_OFFLINE"])
 
 
 def home() -> Path:
