@@ -42,7 +42,8 @@ def evaluate_accuracy(config) -> dict[str, float]:
     from forgetting.data import load_task, log_dataset, task_kind
     from forgetting.evaluation.code import score_code
     from forgetting.evaluation.generative import score_generative
-    from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
+    from forgetting.evaluation.intervals import rate
+    from forgetting.evaluation.multiple_choice import score_multiple_choice
 
     rows = load_task(config.task, config.split, seed=config.seed, limit=config.limit or None,
                      source=getattr(config, "source", "offline"))
@@ -52,18 +53,19 @@ def evaluate_accuracy(config) -> dict[str, float]:
     started = time.perf_counter()
     if kind == "multiple_choice":
         results, tokens = score_multiple_choice(model, tokenizer, rows, config.batch_size, config.precision)
-        metrics = {"accuracy": accuracy(results), "accuracy_norm": accuracy(results, "correct_norm")}
+        metrics = rate("accuracy_norm", sum(r["correct_norm"] for r in results), len(results))
     elif kind == "code":
         results, tokens = score_code(model, tokenizer, rows, config.max_new_tokens, config.batch_size,
                                      config.precision, engine=greedy_engine_of(config, model, tokenizer))
-        metrics = {"accuracy": accuracy(results)}
+        metrics = {}
     else:
         results, tokens = score_generative(model, tokenizer, config.task, rows, config.max_new_tokens,
                                            config.batch_size, config.precision, config.prompt_format,
                                            engine=greedy_engine_of(config, model, tokenizer))
-        metrics = {"accuracy": accuracy(results)}
+        metrics = {}
     seconds = time.perf_counter() - started
-    metrics |= {"n_rows": len(results), "seconds": seconds, "tokens_per_second": tokens / seconds}
+    metrics |= rate("accuracy", sum(r["correct"] for r in results), len(results)) | {
+        "n_rows": len(results), "seconds": seconds, "tokens_per_second": tokens / seconds}
     mlflow.log_metrics(metrics)
     mlflow.log_table(as_table(results), artifact_file=f"predictions/{config.task}.json")
     return metrics

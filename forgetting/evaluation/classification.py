@@ -27,9 +27,12 @@ def majority_accuracy(train_rows: Sequence[dict], eval_rows: Sequence[dict]) -> 
 
 
 def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
-    from sklearn.metrics import accuracy_score, f1_score
+    from sklearn.metrics import f1_score
 
-    return {"accuracy": float(accuracy_score(labels, predictions)),
+    from forgetting.evaluation.intervals import rate
+
+    correct = sum(int(label == prediction) for label, prediction in zip(labels, predictions))
+    return {**rate("accuracy", correct, len(labels)),
             "f1": float(f1_score(labels, predictions, average="binary" if len(set(labels)) <= 2 else "macro")),
             "f1_macro": float(f1_score(labels, predictions, average="macro"))}
 
