@@ -1,4 +1,5 @@
-"""main: the unlearning study (prune x sparsity -> train on Python -> fine-tuning sweeps -> report), cached."""
+"""main: the unlearning study (prune x sparsity -> train on Python -> fine-tuning sweeps -> report), cached;
+the whole grid once per model of `models`."""
 from dataclasses import dataclass, field
 
 from forgetting.cli import parse_config, run_cli
@@ -8,7 +9,9 @@ from forgetting.models import DEFAULT_MODEL
 
 @dataclass(frozen=True)
 class MainConfig:
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec"})
+    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (one model; see models)"})
+    models: str = field(default="", metadata={
+        "help": "comma-separated model specs, the grid once per model (e.g. smollm2-135m,gemma3-270m; '' = model)"})
     preset: str = field(default="quick", metadata={"help": "quick (about 20 min on 2 CPU cores), paper (published budgets, GPU) or smoke"})
     device: str = field(default="auto", metadata={"help": "every stage's device: " + DEVICE_HELP})
     gpus: int = field(default=1, metadata={"help": "train: " + GPUS_HELP})
@@ -17,9 +20,9 @@ class MainConfig:
 def main() -> None:
     config = parse_config(MainConfig, __doc__)
     from forgetting.tracking.ui import print_where_results_are
-    from forgetting.unlearning import run_grid
+    from forgetting.unlearning import model_specs, run_grid
 
-    run_grid(config.model, config.preset, config.device, config.gpus)
+    run_grid(model_specs(config.model, config.models), config.preset, config.device, config.gpus)
     print_where_results_are()
 
 

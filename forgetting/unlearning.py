@@ -1,5 +1,6 @@
 """The unlearning study as one job (the ``main`` entry point): every pruning method × sparsity plus
-the unpruned model, each trained further on Python code, each checkpoint fine-tuned per task.
+the unpruned model, each trained further on Python code, each checkpoint fine-tuned per task; the
+whole grid once per model of ``models`` (the model-scale axis), then one analysis.
 
 Every step is a cached stage, so a rerun after everything finished recomputes nothing and a
 killed grid resumes where it stopped; ``analyze`` then draws the report from the tracking store.
@@ -12,7 +13,8 @@ from dataclasses import dataclass, field
 
 import mlflow
 
-from forgetting.errors import check_choice
+from forgetting.errors import UsageError, check_choice
+from forgetting.models.bundled import DEFAULT_MODEL
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,28 @@ PRESETS = {
 }
 
 
+def model_specs(model: str, models: str = "") -> list[str]:
+    """The models of a grid: ``models`` (comma-separated specs), else ``[model]``. Each model's checkpoints
+    register under a name derived from it (``<name>-<method>-<percent>``, ``<name>-python``), so two specs
+    that derive the same name are refused, as is a spec given twice."""
+    from forgetting.tracking.checkpoints import registered_name
+
+    specs = [spec.strip() for spec in models.split(",") if spec.strip()] if models.strip() else [model]
+    if models.strip() and model != DEFAULT_MODEL and specs != [model]:
+        raise UsageError(f"model={model!r} and models={models!r}: give one of them")
+    if not specs:
+        raise UsageError(f"models={models!r} names no model spec")
+    names: dict[str, str] = {}
+    for spec in specs:
+        name = registered_name(spec)
+        if name in names:
+            twice = f"lists {spec!r} twice" if names[name] == spec else \
+                f"has {names[name]!r} and {spec!r}, which both register as {name!r}"
+            raise UsageError(f"models={models!r} {twice}: each model needs its own registered names")
+        names[name] = spec
+    return specs
+
+
 def stage_configs(model: str, preset: GridPreset, device: str = "auto", gpus: int = 1):
     """Every prune config, a train config template (data-parallel on ``gpus``) and the fine-tune
     config per task, all on ``device`` and validated before any run is created."""
@@ -62,36 +86,43 @@ def stage_configs(model: str, preset: GridPreset, device: str = "auto", gpus: in
     return prunes, train, finetunes
 
 
-def run_grid(model: str, preset_name: str, device: str = "auto", gpus: int = 1) -> None:
-    """Run (or reuse) every stage of the grid under one parent run, then the analysis."""
+def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gpus: int = 1) -> None:
+    """Run (or reuse) every stage of the grid, model after model, under one parent run, then the analysis.
+    Every model's configs are validated and every model resolved before the parent run exists."""
     from dataclasses import replace
 
     from forgetting.analysis import AnalyzeConfig, analyze_stage
     from forgetting.models import resolve_model
     from forgetting.stages import finetune_stage, prune_stage, select_device, train_stage
     from forgetting.tracking import configure, experiment_id
+    from forgetting.tracking.runs import log_unlogged_params
     from forgetting.training.stage import CHECKPOINTS_TAG
 
+    models = [models] if isinstance(models, str) else list(models)
     check_choice("preset", preset_name, tuple(PRESETS))
     preset = PRESETS[preset_name]
     configure()
-    prunes, train, finetunes = stage_configs(model, preset, device, gpus)
-    select_device(train)
-    resolve_model(model)
+    grids = {model: stage_configs(model, preset, device, gpus) for model in models}
+    select_device(grids[models[0]][1])
+    for model in models:
+        resolve_model(model)
     launcher = os.environ.get("MLFLOW_RUN_ID")
     with mlflow.start_run(run_id=launcher, experiment_id=None if launcher else experiment_id("unlearning"),
                           run_name=None if launcher else f"main-{preset_name}"):
-        mlflow.log_params({"model": model, "preset": preset_name, "device": device, "gpus": gpus})
-        starts = [model] + [pruned_version(prune_stage(config)) for config in prunes]
-        for start in starts:
-            trained = train_stage(replace(train, model=start))
-            checkpoints = json.loads(trained.data.tags[CHECKPOINTS_TAG])
-            steps = sorted(checkpoints, key=int)
-            if not preset.finetune_every_checkpoint:
-                steps = sorted({steps[0], steps[-1]}, key=int)
-            for step in steps:
-                for config in finetunes:
-                    finetune_stage(replace(config, model=checkpoints[step]))
+        log_unlogged_params(mlflow.active_run().info.run_id,
+                            {"models": ",".join(models), "preset": preset_name, "device": device, "gpus": gpus}
+                            | ({"model": models[0]} if len(models) == 1 else {}))
+        for model, (prunes, train, finetunes) in grids.items():
+            starts = [model] + [pruned_version(prune_stage(config)) for config in prunes]
+            for start in starts:
+                trained = train_stage(replace(train, model=start))
+                checkpoints = json.loads(trained.data.tags[CHECKPOINTS_TAG])
+                steps = sorted(checkpoints, key=int)
+                if not preset.finetune_every_checkpoint:
+                    steps = sorted({steps[0], steps[-1]}, key=int)
+                for step in steps:
+                    for config in finetunes:
+                        finetune_stage(replace(config, model=checkpoints[step]))
         analyze_stage(AnalyzeConfig(study="unlearning"))
 
 

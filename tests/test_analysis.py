@@ -54,7 +54,8 @@ class Study:
                          "best_lr": 1e-4}, status)
 
     def train(self, method, sparsity, losses, status="FINISHED"):
-        return self.run("train", {"model": f"models:/m-{method}/1", "method": method, "sparsity": sparsity,
+        start = "smollm2-135m" if method == "none" else f"models:/m-{method}/1"  # the base model or its pruned version
+        return self.run("train", {"model": start, "method": method, "sparsity": sparsity,
                                   "steps": 20, "checkpoint_every": 10},
                         {"tokens_per_second": 370.0}, status, history=losses)
 
@@ -92,7 +93,7 @@ def study(shared_store):
     for method, sparsity in PAIRS[1:]:
         prune = s.run("prune", {"model": "smollm2-135m", "method": method, "sparsity": sparsity},
                       {"heldout_loss_before": 1.9, "heldout_loss_after": 2.6, "parameter_ratio": 0.8,
-                       "parameters_after": 1e8})
+                       "parameters_before": 1.25e8, "parameters_after": 1e8})
         s.register(f"m-{method}", prune, study="unlearning", stage="prune", method=method, sparsity=sparsity, step=0)
     s.ids["old_train"] = s.train("attribution", 0.3, [(0, 9.0), (10, 9.0), (20, 9.0)])
     for method, sparsity in PAIRS:
@@ -264,3 +265,106 @@ def test_entry_point_help():
     result = subprocess.run([sys.executable, "entrypoints/analyze.py", "--help"], cwd=ROOT,
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--study" in result.stdout and "--output" in result.stdout
+
+
+SIZES = {"smollm2-135m": 134_515_008, "org/big-model": 1_711_376_384}  # a bundled name and a hub id
+
+
+def two_model_grid(s: Study) -> None:
+    """The unlearning grid on two base models, written the way ``main -P models=…`` writes it: each model's
+    prune run logs its parameter count; train and finetune runs only name the checkpoint they start from."""
+    from forgetting.tracking.checkpoints import registered_name
+
+    for model, count in SIZES.items():
+        name = registered_name(model)
+        prune = s.run("prune", {"model": model, "method": "random", "sparsity": 0.5},
+                      {"parameters_before": count, "parameters_after": 0.7 * count})
+        s.register(f"{name}-random-50", prune, study="unlearning", stage="prune", method="random", sparsity=0.5, step=0)
+        for method, sparsity, start in (("none", 0.0, model), ("random", 0.5, f"models:/{name}-random-50/1")):
+            trained = f"{name}-python" if method == "none" else f"{name}-random-50-python"
+            train = s.run("train", {"model": start, "method": method, "sparsity": sparsity},
+                          {"tokens_per_second": 4e10 / count, "peak_rss_mb": count / 1e5},
+                          history=[(0, 3.0), (10, 2.5)])
+            for step in (0, 10):
+                s.register(trained, train, study="unlearning", stage="train", method=method, sparsity=sparsity,
+                           step=step)
+                s.run("finetune", {"model": f"models:/{trained}/{step // 10 + 1}", "task": "counterfact",
+                                   "method": method, "sparsity": sparsity, "step": step},
+                      {"baseline_acc": 0.5 - sparsity / 2, "best_acc": 0.6 + count / 1e10, "best_lr": 1e-4})
+
+
+def test_unlearning_analysis_of_two_model_sizes_draws_one_point_per_size(store, tmp_path):
+    two_model_grid(Study(experiment_id("unlearning")))
+    results = query.finetune_results(experiments(), "unlearning")
+    assert len(results) == 2 * 2 * 2  # models x (dense, pruned) x steps
+    assert dict(zip(results["base_model"], results["parameters"])) == SIZES  # traced back through the registry
+    table = figures.results_table(results)
+    assert table["base_model"].tolist() == ["smollm2-135m"] * 2 + ["org/big-model"] * 2  # the smallest first
+    assert figures.formatted_table(table)["model"].tolist()[::2] == ["smollm2-135m (135M)", "org/big-model (1.71B)"]
+
+    scale = figures.scale_figure(table)
+    assert sorted(trace.name for trace in scale.data) == ["none", "random"]
+    for trace in scale.data:  # one point per model size on a parameter-count axis
+        assert sorted(trace.x) == sorted(SIZES.values())
+    assert scale.layout.xaxis.type == "log"
+    accuracy = figures.baseline_accuracy_figure(results)
+    assert {a.text for a in accuracy.layout.annotations} >= {"model size · task: 135M · counterfact",
+                                                             "model size · task: 1.71B · counterfact"}
+    assert all(len(set(trace.y)) == 1 for trace in accuracy.data)  # a model's runs are never drawn as one line
+    curves = query.training_curves(experiments(), "unlearning")
+    assert len(curves) == 2 * 2 * 2 and set(curves["parameters"]) == set(SIZES.values())
+    loss = figures.heldout_loss_figure(curves)
+    assert {a.text for a in loss.layout.annotations} >= {"model size: 135M", "model size: 1.71B"}
+    cost = figures.train_cost_figure(query.train_costs(experiments(), "unlearning"))
+    assert {len(trace.x) for trace in cost.data} == {2}
+
+    path = analyze_stage(AnalyzeConfig(output=str(tmp_path / "two-models.html")))
+    [run] = analyze_runs()
+    logged = {a.path for a in mlflow.MlflowClient().list_artifacts(run.info.run_id, "figures")}
+    assert {"figures/recovery_vs_model_size.html", "figures/train_cost_vs_model_size.html"} <= logged
+    assert "org/big-model (1.71B)" in path.read_text()
+
+
+def test_forgetting_and_attribution_analyses_draw_one_point_per_model_size(store, tiny_checkpoint):
+    from forgetting.analysis import attribution, forgetting
+    from forgetting.models.tiny import tiny_llama
+    from forgetting.tracking.checkpoints import registered_name
+
+    s = Study(experiment_id("forgetting"))
+    for model, count in SIZES.items():
+        for method, forgot in (("gt-sft", 0.1), ("off-rl", 0.05)):
+            name = f"{registered_name(model)}-{method}-math"
+            posttrain = s.run("posttrain", {"model": model, "method": method, "domain": "math"}, {"parameters": count},
+                              tags={"forgetting.study": "forgetting"})
+            s.register(name, posttrain, study="forgetting", stage="posttrain", method=method, domain="math",
+                       start="base", scale=count, start_model=model)
+            s.run("evaluate", {"model": f"models:/{name}/1", "method": method, "domain": "math", "start": "base",
+                               "suite": "all", "reference": model},
+                  {"gsm8k_accuracy": 0.2, "gsm8k_delta": 0.1, "gsm8k_forgetting_rate": 0.0, "gsm8k_learning_rate": 0.1,
+                   "arc_easy_accuracy": 0.5, "arc_easy_delta": -forgot, "arc_easy_forgetting_rate": forgot * count / 1e9,
+                   "arc_easy_learning_rate": 0.0, "refusal_rate": 0.3}, tags={"forgetting.study": "forgetting"})
+    frames, drawn, counts, notes = forgetting.collect("forgetting")
+    assert counts == {"n_evaluated_models": 4} and not notes
+    assert set(frames["forgetting_results"]["scale"]) == set(SIZES.values())
+    scale = drawn["forgetting_vs_scale"]
+    assert sorted(trace.name.split(",")[0] for trace in scale.data) == ["gt-sft", "off-rl"]
+    for trace in scale.data:
+        assert sorted(trace.x) == sorted(SIZES.values())
+    rows = {a.text for a in drawn["forgetting_heatmap"].layout.annotations}
+    assert {"start · model size=base · 135M", "start · model size=base · 1.71B"} <= rows
+    fronts = [trace for trace in drawn["safety_vs_task_pareto"].data if trace.name == "Pareto front"]
+    assert len(fronts) == 2  # one front per model size
+
+    a = Study(experiment_id("attribution"))
+    runs = [("smollm2-135m", SIZES["smollm2-135m"], 10.0), ("org/big-model", SIZES["org/big-model"], 80.0),
+            (str(tiny_checkpoint), None, 1.0)]  # the last run logged no count: read from its config.json
+    for model, count, seconds in runs:
+        a.run("attribute", {"model": model, "train_data": "planted"},
+              {"runtime_s_untrac": seconds, "runtime_s_tracin": 2 * seconds, "peak_rss_mb": 100 * seconds,
+               "rank_untrac": 1} | ({"model_parameters": count} if count else {}),
+              tags={"forgetting.study": "attribution"})
+    frames, drawn, _, _ = attribution.collect("attribution")
+    tiny = float(sum(p.numel() for p in tiny_llama().parameters()))
+    assert frames["attribution_results"]["model_parameters"].tolist()[::2] == [tiny, *SIZES.values()]
+    for trace in drawn["runtime_vs_model_size"].data:
+        assert sorted(trace.x) == sorted([tiny, *SIZES.values()])

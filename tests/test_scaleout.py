@@ -400,3 +400,139 @@ def test_upstream_lookup_finds_the_newest_finished_run_with_those_parameters(sto
     assert upstream_run("forgetting", "collect", {"model": "m", "domain": "math"}) == ids[1]
     with pytest.raises(UsageError, match="no FINISHED collect run with model=m domain=qa in study 'forgetting'"):
         upstream_run("forgetting", "collect", {"model": "m", "domain": "qa"})
+
+
+TWO_MODELS = "smollm2-135m,gemma3-270m"
+
+
+def test_dry_run_renders_one_chain_of_jobs_per_model_and_one_analyze_after_them(tmp_path, capsys, monkeypatch):
+    from forgetting.unlearning import PRESETS, stage_configs
+
+    for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    config = quick_config(tmp_path, models=TWO_MODELS)
+    texts = launch(config)
+    assert not (tmp_path / "slurm").exists()  # a dry run writes nothing
+    chain = ["01-prune.sbatch", "02-train.sbatch", "03-finetune.sbatch"]
+    assert list(texts) == [*(f"{model}/{name}" for model in TWO_MODELS.split(",") for name in chain),
+                           "04-analyze.sbatch", "submit.sh"]
+    printed = capsys.readouterr().out
+    for name, text in texts.items():
+        assert f"# ==> {tmp_path / 'slurm' / name} <==" in printed
+        assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
+        assert "OFFLINE" not in text  # unset at launch: nothing forced on the job
+    for model in TWO_MODELS.split(","):
+        assert f"#SBATCH --job-name=unlearning-quick-{model}-train\n" in texts[f"{model}/02-train.sbatch"]
+
+    # Each model's train array trains that model and its own pruned versions, nothing of the other model.
+    fake_commands(tmp_path / "bin", mlflow='printf "%s\\n" "$@"', python="true")
+    for model in TWO_MODELS.split(","):
+        prunes, train, _ = stage_configs(model, PRESETS["quick"])
+        starts = [model, *(f"models:/{prune.model_name()}@pruned" for prune in prunes)]
+        trained = []
+        for index in range(len(starts)):
+            result = run_script(texts[f"{model}/02-train.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID=str(index))
+            assert result.returncode == 0, result.stderr
+            trained.append(dict(w.split("=", 1) for w in result.stdout.splitlines()[9::2])["model"])
+        assert trained == starts
+        assert f"#SBATCH --array=0-{len(starts) - 1}%3\n" in texts[f"{model}/02-train.sbatch"]
+        finetuned = texts[f"{model}/03-finetune.sbatch"]
+        assert f"model=models:/{model}-python@step-0" in finetuned and "smollm2" not in finetuned.replace(model, "")
+
+    # submit.sh: each chain after its own previous stage, the one analyze after the end of both chains.
+    submit = texts["submit.sh"].splitlines()
+    folder = tmp_path / "slurm"
+    assert f"prune_1=$(sbatch --parsable {folder}/smollm2-135m/01-prune.sbatch); prune_1=${{prune_1%%;*}}" in submit
+    assert f"prune_2=$(sbatch --parsable {folder}/gemma3-270m/01-prune.sbatch); prune_2=${{prune_2%%;*}}" in submit
+    assert any(line.startswith("train_2=$(sbatch --parsable --dependency=afterok:$prune_2 ") for line in submit)
+    assert any(line.startswith("analyze=$(sbatch --parsable --dependency=afterok:$finetune_1:$finetune_2 ")
+               for line in submit)
+    fake_commands(tmp_path / "bin", python="true",
+                  sbatch=f'echo "$*" >> {tmp_path / "calls"}; echo "$((100 + $(wc -l < {tmp_path / "calls"})));c"')
+    assert run_script(texts["submit.sh"], tmp_path).returncode == 0
+    calls = (tmp_path / "calls").read_text().splitlines()
+    assert [line.split()[-1] for line in calls] == [str(folder / name) for name in list(texts)[:-1]]
+    assert "--dependency=afterok:103:106 " in calls[-1]  # analyze waits for both finetune arrays
+
+
+def test_job_scripts_keep_the_users_hf_hub_offline_setting(tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "0")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "0")
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    texts = launch(quick_config(tmp_path))
+    for text in texts.values():
+        assert "export HF_HUB_OFFLINE=0\n" in text and "export HF_DATASETS_OFFLINE=0\n" in text
+        assert "HF_HUB_OFFLINE=1" not in text and "TRANSFORMERS_OFFLINE" not in text
+
+
+def test_forgetting_grid_per_model_shares_collect_and_takes_the_teachers_of_the_launch(
+        store, tmp_path, tiny_checkpoint_with_tokenizer):
+    from forgetting.errors import UsageError
+
+    tiny = str(tiny_checkpoint_with_tokenizer)
+    config = quick_config(tmp_path, study="forgetting", storage="", posttrain_backend="local",
+                          models=f"smollm2-135m,{tiny}", cross_family_teacher="gemma3-270m,smollm2-135m")
+    texts = launch(config)
+    assert list(texts) == ["01-collect.sbatch", "smollm2-135m/02-posttrain.sbatch", "smollm2-135m/03-evaluate.sbatch",
+                           "tiny-with-tokenizer/02-posttrain.sbatch", "tiny-with-tokenizer/03-evaluate.sbatch",
+                           "04-analyze.sbatch", "submit.sh"]
+    fake_commands(tmp_path / "bin", mlflow='printf "%s\\n" "$@"',
+                  python='if [ "$3" = upstream ]; then echo "run-${6#model=}"; fi')
+
+    def tasks(name: str) -> list[dict]:
+        found = []
+        for index in range(int(re.search(r"--array=0-(\d+)", texts[name])[1]) + 1):
+            result = run_script(texts[name], tmp_path, SLURM_ARRAY_TASK_ID=str(index))
+            assert result.returncode == 0, result.stderr
+            found.append(dict(w.split("=", 1) for w in result.stdout.splitlines()[9::2]))
+        return found
+
+    collected = {(t["model"], t["domain"]) for t in tasks("01-collect.sbatch")}
+    assert len(tasks("01-collect.sbatch")) == len(collected) == 3 * 2  # smollm2 once for both chains; 2 domains
+    assert {model for model, _ in collected} == {"smollm2-135m", "gemma3-270m", tiny}
+    for chain, start, cross in (("smollm2-135m", "smollm2-135m", "gemma3-270m"),
+                                ("tiny-with-tokenizer", tiny, "smollm2-135m")):
+        posttrains = {(t["method"], t["domain"]): t for t in tasks(f"{chain}/02-posttrain.sbatch")}
+        assert {t["model"] for t in posttrains.values()} == {start}
+        assert posttrains[("cf-sft", "qa")]["data"] == f"run-{cross}"  # the launch's cross-family teacher
+        assert posttrains[("sf-sft", "qa")]["data"] == f"run-{start}"  # '' = the start model itself
+
+    with pytest.raises(UsageError, match="cross_family_teacher='gemma3-270m' is the base start model itself"):
+        launch(quick_config(tmp_path, study="forgetting", storage="", posttrain_backend="local", models=TWO_MODELS))
+
+
+def test_per_model_launch_values_and_the_model_list_are_checked():
+    from forgetting.errors import UsageError
+    from forgetting.unlearning import model_specs
+
+    config = LaunchConfig(models="smollm2-135m, org/big-model", safe_model="models:/{model}-gt-sft-safety@posttrained",
+                          same_family_teacher="org/teacher", cross_family_teacher="gemma3-270m,google/gemma-3-1b-it")
+    assert config.model_list() == ["smollm2-135m", "org/big-model"]
+    assert config.per_model("safe_model") == ["models:/smollm2-135m-gt-sft-safety@posttrained",
+                                              "models:/org-big-model-gt-sft-safety@posttrained"]
+    assert config.per_model("same_family_teacher") == ["org/teacher"] * 2
+    assert config.per_model("cross_family_teacher") == ["gemma3-270m", "google/gemma-3-1b-it"]
+    assert LaunchConfig().model_list() == ["smollm2-135m"] and LaunchConfig().per_model("safe_model") == [""]
+    with pytest.raises(UsageError, match="safe_model='models:/x@safe' names 1 spec for 2 models"):
+        LaunchConfig(models=TWO_MODELS, safe_model="models:/x@safe").per_model("safe_model")
+    with pytest.raises(UsageError, match="lists 'smollm2-135m' twice"):
+        model_specs("smollm2-135m", "smollm2-135m,gemma3-270m,smollm2-135m")
+    with pytest.raises(UsageError, match="model='other' and models='gemma3-270m': give one of them"):
+        model_specs("other", "gemma3-270m")
+
+
+def test_main_refuses_a_bad_model_in_the_list_in_one_line_before_any_run(tmp_path, tiny_checkpoint_with_tokenizer):
+    env = subprocess_env(FORGETTING_HOME=str(tmp_path / "home"))
+    result = subprocess.run([sys.executable, "entrypoints/main.py", "--preset", "smoke",
+                             "--models", f"{tiny_checkpoint_with_tokenizer},no-such-model"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and result.stderr.startswith(
+        "error: model='no-such-model' is not a known model spec")
+    database = tmp_path / "home" / "mlflow.db"
+    if database.exists():
+        mlflow.set_tracking_uri(f"sqlite:///{database}")
+        try:
+            assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+        finally:
+            mlflow.set_tracking_uri(None)

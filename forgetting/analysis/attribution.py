@@ -1,7 +1,9 @@
 """The attribution study out of the tracking store: does each method find the responsible source,
 how close is it to the leave-dataset-out ground truth, and what does it cost as models grow.
 
-One row per ``attribute`` run and method (newest run wins per model, data and method).
+One row per ``attribute`` run and method (newest run wins per model, data and method). A model's size is
+the ``model_parameters`` its run logged (``query.ModelSizes`` for a run that did not log it); the time and
+memory figures put it on the x-axis, one point per model size.
 """
 from __future__ import annotations
 
@@ -9,8 +11,10 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from forgetting.analysis.query import ModelSizes
 from forgetting.analysis.selective import study_runs
 from forgetting.attribution.stage import GROUND_TRUTH
+
 COLUMNS = ["train_data", "model", "model_parameters", "method", "rank", "runtime_s", "peak_rss_mb",
            f"spearman_vs_{GROUND_TRUTH}", f"pearson_vs_{GROUND_TRUTH}", "run_id"]
 LABELS = {"model_parameters": "model parameters", "runtime_s": "wall time (s)", "peak_rss_mb": "peak RSS of the run (MB)",
@@ -22,13 +26,17 @@ INTRO = ("Each row is one method in one <code>attribute</code> run. <code>rank</
          "Attribution results")
 
 
-def attribution_results(study: str) -> pd.DataFrame:
+def attribution_results(study: str, sizes: ModelSizes | None = None) -> pd.DataFrame:
+    runs = study_runs(study, "attribute")
+    sizes = sizes or ModelSizes({run.data.params.get("model"): run.data.metrics.get("model_parameters")
+                                 for run in reversed(runs)})  # the newest count of a model stands
     rows = []
-    for run in study_runs(study, "attribute"):
+    for run in runs:
         metrics, params = run.data.metrics, run.data.params
         methods = [name.removeprefix("runtime_s_") for name in metrics if name.startswith("runtime_s_")]
+        parameters = metrics.get("model_parameters") or sizes.parameters(params.get("model"))
         rows += [{"train_data": params.get("train_data"), "model": params.get("model"),
-                  "model_parameters": metrics.get("model_parameters"), "method": method,
+                  "model_parameters": parameters, "method": method,
                   "rank": metrics.get(f"rank_{method}"), "runtime_s": metrics[f"runtime_s_{method}"],
                   "peak_rss_mb": metrics.get("peak_rss_mb"),
                   **{f"{kind}_vs_{GROUND_TRUTH}": metrics.get(f"{kind}_{method}_vs_{GROUND_TRUTH}")
@@ -39,7 +47,9 @@ def attribution_results(study: str) -> pd.DataFrame:
 
 
 def scaling_figure(results: pd.DataFrame, y: str, title: str) -> go.Figure | None:
-    frame = results.dropna(subset=["model_parameters", y])
+    """``y`` against the model's parameter count: one point per model size (the newest run's where two
+    models have the same count), a line per method and experiment."""
+    frame = results.dropna(subset=["model_parameters", y]).drop_duplicates(["train_data", "model_parameters", "method"])
     if frame.empty:
         return None
     figure = px.line(frame.sort_values("model_parameters"), x="model_parameters", y=y, color="method",

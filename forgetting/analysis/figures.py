@@ -2,8 +2,9 @@
 
 Every figure uses the same method colours and order, the same facet by sparsity and the same
 axis names. The dense model (method ``none``, sparsity 0) is drawn dashed in every sparsity
-column as the reference the pruned models are compared with. A figure with nothing to draw is
-``None``.
+column as the reference the pruned models are compared with. A grid run on several models adds a
+row of facets per model size (its parameter count), and the scale figures put the parameter count on
+the x-axis: one point per model size. A figure with nothing to draw is ``None``.
 """
 from __future__ import annotations
 
@@ -19,8 +20,12 @@ METHOD_COLORS = {DENSE: "#444444", "random": "#1f77b4", "attribution": "#d62728"
 LABELS = {"method": "method", "pruned": "MLP neurons pruned", "task": "task", "step": "Python-training step",
           "baseline_acc": "accuracy before fine-tuning", "best_acc": "best accuracy after fine-tuning",
           "heldout_loss": "held-out Python loss (nats/token)", "gain": "recovered by fine-tuning",
-          "best_lr": "best learning rate", "sparsity": "MLP neurons pruned", "run_id": "run"}
-TABLE_COLUMNS = ["method", "sparsity", "task", "step", "baseline_acc", "best_acc", "gain", "best_lr", "run_id"]
+          "best_lr": "best learning rate", "sparsity": "MLP neurons pruned", "run_id": "run",
+          "parameters": "model parameters", "model_size": "model size", "base_model": "model",
+          "tokens_per_second": "training tokens/s", "peak_memory_mb": "peak memory (MB)"}
+TABLE_COLUMNS = ["base_model", "parameters", "method", "sparsity", "task", "step", "baseline_acc", "best_acc", "gain",
+                 "best_lr", "run_id"]
+UNKNOWN_SIZE = "size unknown"
 FACET_HEIGHT = 280
 
 
@@ -37,18 +42,45 @@ def heldout_loss_figure(curves: pd.DataFrame) -> go.Figure | None:
     return _line(curves, "heldout_loss", "Held-out Python loss during continued training", facet_row=None)
 
 
+def size_label(parameters) -> str:
+    """A parameter count as a model size: 134515008 -> '135M', 1.7e9 -> '1.7B'."""
+    if _missing(parameters) or not parameters:
+        return UNKNOWN_SIZE
+    for scale, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if parameters >= scale:
+            return f"{parameters / scale:.3g}{suffix}"
+    return f"{parameters:.0f}"
+
+
+def with_sizes(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with ``model_size``, the label of its ``parameters`` column."""
+    parameters = frame["parameters"] if "parameters" in frame else pd.Series(float("nan"), index=frame.index)
+    return frame.assign(model_size=parameters.map(size_label))
+
+
+def size_order(frame: pd.DataFrame) -> list[str]:
+    """The model sizes of ``frame`` (``with_sizes``) from the smallest; an unknown size last."""
+    known = frame.dropna(subset=["parameters"]) if "parameters" in frame else frame.iloc[:0]
+    labels = list(dict.fromkeys(known.sort_values("parameters")["model_size"]))
+    return labels + [UNKNOWN_SIZE] * (UNKNOWN_SIZE in set(frame["model_size"]))
+
+
 def attack_success_figure(attacks: pd.DataFrame) -> go.Figure | None:
-    """Attack success rate per method and sparsity, one column per attack; the plain requests'
-    rate (no attack) is the hollow marker."""
+    """Attack success rate per method and sparsity, one column per attack (a row per model size when there
+    are several); the plain requests' rate (no attack) is the hollow marker."""
     if attacks.empty:
         return None
-    frame = attacks.drop_duplicates(["model", "attack"]).assign(
+    frame = with_sizes(attacks.drop_duplicates(["model", "attack"])).assign(
         pruned=lambda f: f["sparsity"].map(_percent_of_neurons))
-    figure = px.scatter(frame, x="pruned", y="asr", color="method", facet_col="attack",
-                        category_orders={"method": method_order(frame["method"])}, color_discrete_map=METHOD_COLORS,
+    sizes = size_order(frame)
+    row = "model_size" if len(sizes) > 1 else None
+    figure = px.scatter(frame, x="pruned", y="asr", color="method", facet_col="attack", facet_row=row,
+                        category_orders={"method": method_order(frame["method"]), "model_size": sizes},
+                        color_discrete_map=METHOD_COLORS,
                         labels=LABELS | {"asr": "attack success rate"}, hover_data=["step", "run_id"],
                         title="Attack success rate by method (hollow: plain requests, no attack)")
-    plain = px.scatter(frame, x="pruned", y="asr_plain", color="method", facet_col="attack",
+    plain = px.scatter(frame, x="pruned", y="asr_plain", color="method", facet_col="attack", facet_row=row,
+                       category_orders={"model_size": sizes},
                        color_discrete_map=METHOD_COLORS, symbol_sequence=["circle-open"])
     for trace in plain.data:
         trace.showlegend = False
@@ -62,8 +94,12 @@ def attack_vs_accuracy_figure(attacks: pd.DataFrame) -> go.Figure | None:
     frame = attacks.dropna(subset=["accuracy"])
     if frame.empty:
         return None
+    frame = with_sizes(frame)
+    sizes = size_order(frame)
     figure = px.scatter(frame, x="accuracy", y="asr", color="method", symbol="attack", facet_col="task",
-                        category_orders={"method": method_order(frame["method"])}, color_discrete_map=METHOD_COLORS,
+                        facet_row="model_size" if len(sizes) > 1 else None,
+                        category_orders={"method": method_order(frame["method"]), "model_size": sizes},
+                        color_discrete_map=METHOD_COLORS,
                         labels=LABELS | {"asr": "attack success rate", "accuracy": "task accuracy"},
                         hover_data=["sparsity", "step", "run_id"], title="Attack success rate vs task accuracy")
     figure.update_xaxes(tickformat=".0%")
@@ -72,23 +108,28 @@ def attack_vs_accuracy_figure(attacks: pd.DataFrame) -> go.Figure | None:
 
 
 def results_table(results: pd.DataFrame) -> pd.DataFrame:
-    """Per (method, sparsity, task): accuracy before and after fine-tuning at the last evaluated step.
+    """Per (model, method, sparsity, task): accuracy before and after fine-tuning at the last evaluated step;
+    the smallest model first.
 
     The step is chosen per task, and shown, so a task evaluated at fewer checkpoints is still listed.
     """
     if results.empty:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     results = results.reset_index(drop=True)
-    last = results.loc[results.groupby(["method", "sparsity", "task"])["step"].idxmax()]
+    last = results.loc[results.groupby(["base_model", "method", "sparsity", "task"], dropna=False)["step"].idxmax()]
     last = last.assign(gain=last["best_acc"] - last["baseline_acc"])
     order = {method: rank for rank, method in enumerate(method_order(last["method"]))}
-    last = last.assign(_rank=last["method"].map(order)).sort_values(["_rank", "sparsity", "task"])
+    last = last.assign(_rank=last["method"].map(order)).sort_values(
+        ["parameters", "base_model", "_rank", "sparsity", "task"], na_position="last")
     return last[TABLE_COLUMNS].reset_index(drop=True)
 
 
 def formatted_table(table: pd.DataFrame) -> pd.DataFrame:
     """The results table as display strings (percentages, points, learning rates), headed by axis names."""
+    models = table["base_model"].fillna("").astype(str)
     shown = pd.DataFrame({
+        "base_model": [f"{model} ({size_label(count)})" if not _missing(count) else model
+                       for model, count in zip(models, table["parameters"])],
         "method": table["method"], "sparsity": table["sparsity"].map(_percent_of_neurons),
         "task": table["task"], "step": table["step"].astype(str),
         "baseline_acc": table["baseline_acc"].map(_percent), "best_acc": table["best_acc"].map(_percent),
@@ -114,6 +155,52 @@ def method_order(methods) -> list[str]:
     return [m for m in METHOD_ORDER if m in present] + sorted(present - set(METHOD_ORDER))
 
 
+def scale_figure(table: pd.DataFrame) -> go.Figure | None:
+    """What fine-tuning recovers at the last Python-training step against the model's parameter count:
+    one point per model size, a line per method, a column per fraction pruned, a row per task."""
+    frame = table.dropna(subset=["parameters", "gain"])
+    if frame.empty:
+        return None
+    frame = with_sizes(frame).assign(pruned=lambda f: f["sparsity"].map(_percent_of_neurons))
+    frame = frame.sort_values("parameters").drop_duplicates(["model_size", "method", "sparsity", "task"])
+    orders = {"method": method_order(frame["method"]),
+              "pruned": list(dict.fromkeys(frame.sort_values("sparsity")["pruned"])),
+              "task": sorted(frame["task"].unique())}
+    figure = px.line(frame, x="parameters", y="gain", color="method", facet_col="pruned", facet_row="task",
+                     markers=True, log_x=True, category_orders=orders, color_discrete_map=METHOD_COLORS,
+                     labels=LABELS, hover_data=["base_model", "model_size", "step", "run_id"],
+                     height=150 + FACET_HEIGHT * len(orders["task"]),
+                     title="Recovered by fine-tuning vs model size (last Python-training step)")
+    figure.for_each_annotation(lambda a: a.update(text=a.text.replace("=", ": ")))
+    figure.update_yaxes(tickformat="+.0%")
+    return figure
+
+
+def train_cost_figure(costs: pd.DataFrame) -> go.Figure | None:
+    """Training speed and peak memory of each train run against the parameter count of the model it
+    descends from: one point per model size, a line per (method, fraction pruned)."""
+    frame = costs.dropna(subset=["parameters"])
+    if frame.empty:
+        return None
+    frame = with_sizes(frame).assign(pruned=lambda f: f["sparsity"].map(_percent_of_neurons),
+                                     peak_memory_mb=lambda f: f[["peak_rss_mb", "peak_gpu_memory_mb"]].max(axis=1))
+    long = frame.melt(id_vars=["base_model", "model_size", "parameters", "method", "pruned", "sparsity", "run_id"],
+                      value_vars=["tokens_per_second", "peak_memory_mb"], var_name="measure",
+                      value_name="value").dropna(subset=["value"])
+    if long.empty:
+        return None
+    long["measure"] = long["measure"].map(LABELS)
+    figure = px.line(long.sort_values(["sparsity", "parameters"]), x="parameters", y="value", color="method",
+                     line_dash="pruned", facet_col="measure", markers=True, log_x=True,
+                     category_orders={"method": method_order(long["method"])}, color_discrete_map=METHOD_COLORS,
+                     labels=LABELS | {"value": ""}, hover_data=["base_model", "model_size", "run_id"],
+                     title="Training speed and peak memory vs model size (peak memory: the larger of the "
+                           "process's RSS and GPU peaks; stages run in one process, as under main, share it)")
+    figure.update_yaxes(matches=None, showticklabels=True)
+    figure.for_each_annotation(lambda a: a.update(text=a.text.split("=")[-1]))
+    return figure
+
+
 def _accuracy_figure(results: pd.DataFrame, column: str, title: str) -> go.Figure | None:
     figure = _line(results, column, title, facet_row="task")
     if figure is not None:
@@ -124,11 +211,22 @@ def _accuracy_figure(results: pd.DataFrame, column: str, title: str) -> go.Figur
 def _line(frame: pd.DataFrame, y: str, title: str, facet_row: str | None) -> go.Figure | None:
     if frame.empty or frame[y].isna().all():
         return None
-    frame = _with_dense_reference(frame.dropna(subset=[y])).sort_values("step")
+    frame = _with_dense_reference(with_sizes(frame.dropna(subset=[y]))).sort_values("step")
     orders = {"method": method_order(frame["method"]),
               "pruned": list(dict.fromkeys(frame.sort_values("sparsity")["pruned"]))}
     if facet_row:
         orders[facet_row] = sorted(frame[facet_row].unique())
+    sizes = size_order(frame)
+    if len(sizes) > 1:  # a row of facets per model size (and task)
+        if facet_row:
+            combined = f"model size · {LABELS.get(facet_row, facet_row)}"
+            frame = frame.assign(**{combined: frame["model_size"] + " · " + frame[facet_row].astype(str)})
+            present = set(frame[combined])
+            orders[combined] = [f"{size} · {value}" for size in sizes for value in orders[facet_row]
+                                if f"{size} · {value}" in present]
+            facet_row = combined
+        else:
+            facet_row, orders["model_size"] = "model_size", sizes
     rows = len(orders[facet_row]) if facet_row else 1
     figure = px.line(frame, x="step", y=y, color="method", facet_col="pruned", facet_row=facet_row, markers=True,
                      category_orders=orders, color_discrete_map=METHOD_COLORS, labels=LABELS,
@@ -139,11 +237,14 @@ def _line(frame: pd.DataFrame, y: str, title: str, facet_row: str | None) -> go.
 
 
 def _with_dense_reference(frame: pd.DataFrame) -> pd.DataFrame:
-    """Copy the dense rows into every sparsity column of the pruned methods."""
-    dense, pruned = frame[frame["method"] == DENSE], frame[frame["method"] != DENSE]
-    levels = sorted(pruned["sparsity"].unique())
-    if levels and not dense.empty:
-        frame = pd.concat([pruned, *(dense.assign(sparsity=level) for level in levels)], ignore_index=True)
+    """Copy each model size's dense rows into every sparsity column of its pruned methods."""
+    parts = []
+    for _, group in frame.groupby("model_size", sort=False):
+        dense, pruned = group[group["method"] == DENSE], group[group["method"] != DENSE]
+        levels = sorted(pruned["sparsity"].unique())
+        parts.append(pd.concat([pruned, *(dense.assign(sparsity=level) for level in levels)], ignore_index=True)
+                     if levels and not dense.empty else group)
+    frame = pd.concat(parts, ignore_index=True) if parts else frame
     return frame.assign(pruned=frame["sparsity"].map(_percent_of_neurons))
 
 

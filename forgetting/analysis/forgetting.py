@@ -2,9 +2,11 @@
 
 Rows come from FINISHED ``evaluate`` runs of the study (suite ``forgetting`` or ``all``, newest per
 model); a model's method, domain and start are the run's lineage parameters, its scale the
-``scale`` tag (parameters) of its registered version. Figures: the forgetting heatmap (accuracy
-change vs the start, method × domain × benchmark), the safety-vs-task Pareto front (refusal rate on
-harmful requests vs accuracy on the domain's own held-out benchmarks) and forgetting vs scale.
+``scale`` tag (parameters) of its registered version (``query.ModelSizes``: else a parameter count its
+runs logged, or its config). Figures: the forgetting heatmap (accuracy change vs the start, method ×
+domain × benchmark, a row per start and model size), the safety-vs-task Pareto front (refusal rate on
+harmful requests vs accuracy on the domain's own held-out benchmarks; a front per model size) and
+forgetting vs scale (one point per model size).
 """
 from __future__ import annotations
 
@@ -12,6 +14,8 @@ import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
 
+from forgetting.analysis.figures import size_order, with_sizes
+from forgetting.analysis.query import ModelSizes
 from forgetting.analysis.selective import study_runs
 
 COLUMNS = ["model", "method", "domain", "start", "scale", "benchmark", "accuracy", "reference_accuracy", "delta",
@@ -23,19 +27,8 @@ INTRO = ("Each row is one benchmark of one post-trained model against its start.
          "accuracy change; <code>forgetting_rate</code> is the fraction of examples the start answered correctly "
          "and the model now gets wrong, <code>learning_rate</code> the reverse.", "Forgetting results")
 LABELS = {"delta": "accuracy change vs start", "scale": "parameters", "task_accuracy": "accuracy on the domain's benchmarks",
-          "refusal_rate": "refusal rate on harmful requests", "mean_forgetting_rate": "mean forgetting rate"}
-
-
-def _scale(spec: str) -> float | None:
-    """The registered version's ``scale`` tag; None outside the registry or once the version is deleted."""
-    from forgetting.errors import UsageError
-    from forgetting.tracking.checkpoints import checkpoint_version, is_tracking_uri
-
-    try:
-        version = checkpoint_version(spec) if is_tracking_uri(spec) else None
-    except UsageError:
-        return None
-    return float(version.tags["scale"]) if version and "scale" in version.tags else None
+          "refusal_rate": "refusal rate on harmful requests", "mean_forgetting_rate": "mean forgetting rate",
+          "model_size": "model size"}
 
 
 def _newest_per_model(runs, suites: tuple[str, ...]):
@@ -47,13 +40,15 @@ def _newest_per_model(runs, suites: tuple[str, ...]):
             yield run
 
 
-def forgetting_results(runs: list) -> pd.DataFrame:
-    """One row per (model, benchmark) from ``runs``, the study's evaluate runs, newest first."""
+def forgetting_results(runs: list, sizes: ModelSizes | None = None) -> pd.DataFrame:
+    """One row per (model, benchmark) from ``runs``, the study's evaluate runs, newest first; ``scale`` is
+    the model's parameter count (None where unknown)."""
+    sizes = sizes or ModelSizes()
     rows = []
     for run in _newest_per_model(runs, ("forgetting", "all")):
         params, metrics = run.data.params, run.data.metrics
         lineage = {key: params.get(key) for key in ("model", "method", "domain", "start")}
-        scale = _scale(params["model"])
+        scale = sizes.parameters(params["model"])
         for benchmark in sorted(k.removesuffix("_forgetting_rate") for k in metrics if k.endswith("_forgetting_rate")):
             rows.append(lineage | {"scale": scale, "benchmark": benchmark, "run_id": run.info.run_id,
                                    **{column: metrics.get(f"{benchmark}_{column}") for column in COLUMNS[6:-1]}})
@@ -81,12 +76,28 @@ def model_summary(runs: list, results: pd.DataFrame) -> pd.DataFrame:
     return summary.merge(per_model.reset_index(), on="model", how="left")
 
 
+def _sized(frame: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` with ``model_size`` (the label of its ``scale``) and the sizes from the smallest."""
+    frame = with_sizes(frame.assign(parameters=pd.to_numeric(frame["scale"], errors="coerce")))
+    return frame, size_order(frame)
+
+
 def heatmap_figure(results: pd.DataFrame) -> go.Figure | None:
+    """Accuracy change per method and benchmark, a column per domain, a row per start (and per model size
+    when there are several, so models of different sizes are never averaged together)."""
     if results.empty:
         return None
-    return px.density_heatmap(results, x="benchmark", y="method", z="delta", histfunc="avg", facet_col="domain",
-                              facet_row="start", color_continuous_scale="RdBu", color_continuous_midpoint=0,
-                              labels=LABELS, title="Forgetting: accuracy change vs the start (method × domain × benchmark)")
+    frame, sizes = _sized(results)
+    row, orders = "start", {"start": sorted(frame["start"].dropna().unique())}
+    if len(sizes) > 1:
+        row = "start · model size"
+        frame = frame.assign(**{row: frame["start"].astype(str) + " · " + frame["model_size"]})
+        orders[row] = [f"{start} · {size}" for start in orders["start"] for size in sizes
+                       if f"{start} · {size}" in set(frame[row])]
+    return px.density_heatmap(frame, x="benchmark", y="method", z="delta", histfunc="avg", facet_col="domain",
+                              facet_row=row, category_orders=orders, color_continuous_scale="RdBu",
+                              color_continuous_midpoint=0, labels=LABELS,
+                              title="Forgetting: accuracy change vs the start (method × domain × benchmark)")
 
 
 def pareto_front(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
@@ -101,30 +112,46 @@ def pareto_front(frame: pd.DataFrame, x: str, y: str) -> pd.DataFrame:
 
 
 def pareto_figure(summary: pd.DataFrame) -> go.Figure | None:
+    """Refusal rate vs task accuracy per post-trained model; with several model sizes a column and a
+    Pareto front per size."""
     frame = summary.dropna(subset=["task_accuracy", "refusal_rate"])
     if frame.empty:
         return None
-    figure = px.scatter(frame, x="task_accuracy", y="refusal_rate", color="method", symbol="start",
-                        hover_data=["model", "domain"], labels=LABELS, title="Safety vs task: the Pareto front")
-    front = pareto_front(frame, "task_accuracy", "refusal_rate")
-    figure.add_trace(go.Scatter(x=front["task_accuracy"], y=front["refusal_rate"], mode="lines",
-                                line={"dash": "dot", "color": "grey"}, name="Pareto front"))
+    frame, sizes = _sized(frame)
+    column = "model_size" if len(sizes) > 1 else None
+    figure = px.scatter(frame, x="task_accuracy", y="refusal_rate", color="method", symbol="start", facet_col=column,
+                        category_orders={"model_size": sizes}, hover_data=["model", "domain", "scale"],
+                        labels=LABELS, title="Safety vs task: the Pareto front")
+    for position, size in enumerate(sizes if column else [None], start=1):
+        front = pareto_front(frame[frame["model_size"] == size] if column else frame, "task_accuracy", "refusal_rate")
+        figure.add_trace(go.Scatter(x=front["task_accuracy"], y=front["refusal_rate"], mode="lines",
+                                    line={"dash": "dot", "color": "grey"}, name="Pareto front",
+                                    showlegend=position == 1), **({"row": 1, "col": position} if column else {}))
+    if column:
+        figure.for_each_annotation(lambda a: a.update(text=a.text.replace("=", ": ")))
     return figure
 
 
 def scale_figure(summary: pd.DataFrame) -> go.Figure | None:
+    """Mean forgetting rate against the parameter count: one point per model size, a line per method and
+    domain, a column per start."""
     frame = summary.dropna(subset=["scale", "mean_forgetting_rate"])
     if frame.empty:
         return None
-    return px.line(frame.sort_values("scale"), x="scale", y="mean_forgetting_rate", color="method",
-                   line_dash="domain", markers=True, log_x=True, hover_data=["model", "start"], labels=LABELS,
-                   title="Forgetting vs model scale")
+    frame = frame.assign(scale=pd.to_numeric(frame["scale"]))
+    frame = frame.groupby(["start", "method", "domain", "scale"], as_index=False, dropna=False).agg(
+        mean_forgetting_rate=("mean_forgetting_rate", "mean"), model=("model", ", ".join))
+    figure = px.line(frame.sort_values("scale"), x="scale", y="mean_forgetting_rate", color="method",
+                     line_dash="domain", facet_col="start", markers=True, log_x=True, hover_data=["model"],
+                     labels=LABELS, title="Forgetting vs model scale (one point per model size)")
+    figure.for_each_annotation(lambda a: a.update(text=a.text.replace("=", ": ")))
+    return figure
 
 
 def collect(study: str) -> tuple[dict, dict, dict, list[str]]:
     """``(frames, figures, counts, notes)`` of the forgetting study."""
     runs = study_runs(study, "evaluate")
-    results = forgetting_results(runs)
+    results = forgetting_results(runs, ModelSizes())
     summary = model_summary(runs, results)
     drawn = {"forgetting_heatmap": heatmap_figure(results), "safety_vs_task_pareto": pareto_figure(summary),
              "forgetting_vs_scale": scale_figure(summary)}

@@ -3,6 +3,10 @@
 Only FINISHED stage runs count; when a key was run several times (reruns with other settings)
 the run that started last wins. Runs are matched on the ``forgetting.entry_point`` tag, so the
 analyze runs and the nested Optuna trials (no such tag) never count as stage results.
+
+A grid run on several models (``main -P models=…``) is told apart by each checkpoint's ``base_model``,
+the spec its lineage starts from, and that model's ``parameters`` (``ModelSizes``): the figures draw
+one point, line or facet per model size.
 """
 from __future__ import annotations
 
@@ -12,11 +16,135 @@ import mlflow
 import pandas as pd
 from mlflow.entities import Run
 
-FINETUNE_COLUMNS = ["method", "sparsity", "step", "task", "baseline_acc", "best_acc", "best_lr", "run_id"]
-CURVE_COLUMNS = ["method", "sparsity", "step", "heldout_loss", "run_id"]
+SIZE_COLUMNS = ["base_model", "parameters"]
+FINETUNE_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "step", "task", "baseline_acc", "best_acc", "best_lr",
+                    "run_id"]
+CURVE_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "step", "heldout_loss", "run_id"]
+COST_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "tokens_per_second", "peak_rss_mb", "peak_gpu_memory_mb",
+                "run_id"]
 CHECKPOINT_COLUMNS = ["name", "version", "stage", "method", "sparsity", "step", "run_id"]
 TRIAL_COLUMNS = ["parent_run_id", "trial", "lr", "accuracy", "run_id"]
-ATTACK_COLUMNS = ["method", "sparsity", "step", "attack", "asr", "asr_plain", "task", "accuracy", "model", "run_id"]
+ATTACK_COLUMNS = ["method", "sparsity", "step", "attack", "asr", "asr_plain", "task", "accuracy", "model",
+                  *SIZE_COLUMNS, "run_id"]
+PARAMETER_METRICS = ("parameters", "model_parameters")  # what a stage logs as its model's parameter count
+
+
+class ModelSizes:
+    """Which model a checkpoint descends from, and how many parameters a model has; each looked up once.
+
+    ``base(spec)`` follows a registered checkpoint to the run that registered it (its ``parent_run`` tag)
+    and that run's ``model`` parameter, again and again, down to a spec outside the registry: a bundled
+    name, a directory or a hub id. ``parameters(spec)`` is, in order: a count the study's runs logged for
+    that spec (``known``, e.g. a prune run's ``parameters_before``), the version's ``scale`` tag, the
+    registering run's ``parameters``/``model_parameters`` metric, or, for a spec on this machine, the count
+    of the model its ``config.json`` describes, built on the meta device (no weights are read).
+    """
+
+    def __init__(self, known: dict[str, float] | None = None):
+        self.known = {spec: float(count) for spec, count in (known or {}).items() if spec and count}
+        self._base: dict[str, str] = {}
+        self._parameters: dict[str, float | None] = {}
+
+    def base(self, spec: str | None) -> str:
+        if not spec:
+            return ""
+        from forgetting.tracking.checkpoints import is_tracking_uri
+
+        current, seen = spec, []
+        while current not in self._base and is_tracking_uri(current) and current not in seen:
+            seen.append(current)
+            upstream = (_registering(current)[1] or {}).get("model")
+            if not upstream:
+                break
+            current = upstream
+        root = self._base.get(current, current)
+        self._base.update(dict.fromkeys([*seen, spec], root))  # every checkpoint on the way has the same base
+        return root
+
+    def parameters(self, spec: str | None) -> float | None:
+        if not spec:
+            return None
+        if spec not in self._parameters:
+            self._parameters[spec] = self._count(spec)
+        return self._parameters[spec]
+
+    def _count(self, spec: str) -> float | None:
+        from forgetting.tracking.checkpoints import is_tracking_uri
+
+        if spec in self.known:
+            return self.known[spec]
+        if not is_tracking_uri(spec):
+            return config_parameters(spec)
+        tags, _, metrics = _registering(spec)
+        for value in (tags.get("scale"), *(metrics.get(name) for name in PARAMETER_METRICS)):
+            if value not in (None, ""):
+                return float(value)
+        return None
+
+
+def _registering(spec: str) -> tuple[dict, dict | None, dict]:
+    """``(version tags, params, metrics)`` of the registered checkpoint ``spec`` and the run that registered
+    it (a ``runs:/`` URI or run ID: that run); empty where the registry or the store has none."""
+    from mlflow.exceptions import MlflowException
+
+    from forgetting.errors import UsageError
+    from forgetting.tracking.checkpoints import RUN_ID, RUN_URI, checkpoint_version
+
+    try:
+        version = checkpoint_version(spec)
+    except (UsageError, MlflowException):
+        version = None
+    tags = dict(version.tags) if version else {}
+    run_id = (tags.get("parent_run") or version.run_id) if version else (
+        match["run_id"] if (match := RUN_URI.match(spec)) else spec if RUN_ID.match(spec) else None)
+    try:
+        run = mlflow.MlflowClient().get_run(run_id) if run_id else None
+    except MlflowException:
+        run = None
+    return tags, (dict(run.data.params) if run else None), (dict(run.data.metrics) if run else {})
+
+
+def config_parameters(spec: str) -> float | None:
+    """Parameters of the model that ``spec``'s ``config.json`` describes, where that file is on this machine
+    (a checkpoint directory, a converted bundled model, a hub id in the HF cache); None elsewhere."""
+    from pathlib import Path
+
+    from forgetting.models.bundled import BUNDLED, CONVERSION, CONVERSIONS, cache_dir
+    from forgetting.models.resolve import HUB_ID
+
+    if spec in BUNDLED:
+        config = cache_dir() / f"{spec}-{CONVERSIONS.get(spec, CONVERSION)}" / "config.json"
+    elif Path(spec).expanduser().is_dir():
+        config = Path(spec).expanduser() / "config.json"
+    elif HUB_ID.match(spec):
+        from huggingface_hub import try_to_load_from_cache
+
+        cached = try_to_load_from_cache(spec, "config.json")
+        config = Path(cached) if isinstance(cached, str) else None
+    else:
+        config = None
+    if config is None or not config.is_file():
+        return None
+    try:
+        import torch
+        from transformers import AutoConfig, AutoModelForCausalLM
+
+        import forgetting.models.variable_llama  # noqa: F401 - pruned (variable-size) Llamas
+
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(config.parent))
+        return float(sum(parameter.numel() for parameter in model.parameters()))
+    except Exception:  # noqa: BLE001 - an unknown architecture has no count; the figure says so
+        return None
+
+
+def study_sizes(experiment_ids: Iterable[str], study: str | None = None) -> ModelSizes:
+    """``ModelSizes`` that knows the parameter counts the study's prune runs logged for the models they pruned."""
+    known = {}
+    for run in stage_runs(experiment_ids, "prune", study):  # newest first: the first count stands
+        if (count := run.data.metrics.get("parameters_before")) and run.data.params.get("model"):
+            known.setdefault(run.data.params["model"], count)
+    return ModelSizes(known)
 
 
 def stage_runs(experiment_ids: Iterable[str], entry_point: str, study: str | None = None) -> list[Run]:
@@ -28,32 +156,46 @@ def stage_runs(experiment_ids: Iterable[str], entry_point: str, study: str | Non
                               output_format="list")
 
 
-def finetune_results(experiment_ids: Iterable[str], study: str | None = None) -> pd.DataFrame:
-    """One row per (method, sparsity, step, task): accuracy before fine-tuning and the best of the sweep."""
-    rows = [{"method": run.data.params.get("method"), "sparsity": run.data.params.get("sparsity"),
-             "step": run.data.params.get("step"), "task": run.data.params.get("task"),
-             "baseline_acc": run.data.metrics.get("baseline_acc"), "best_acc": run.data.metrics.get("best_acc"),
-             "best_lr": run.data.metrics.get("best_lr"), "run_id": run.info.run_id,
-             "start_time": run.info.start_time}
+def finetune_results(experiment_ids: Iterable[str], study: str | None = None,
+                     sizes: ModelSizes | None = None) -> pd.DataFrame:
+    """One row per (base model, method, sparsity, step, task): accuracy before fine-tuning and the best of
+    the sweep."""
+    sizes = sizes or study_sizes(experiment_ids, study)
+    rows = [_size(sizes, run) | {
+                "method": run.data.params.get("method"), "sparsity": run.data.params.get("sparsity"),
+                "step": run.data.params.get("step"), "task": run.data.params.get("task"),
+                "baseline_acc": run.data.metrics.get("baseline_acc"), "best_acc": run.data.metrics.get("best_acc"),
+                "best_lr": run.data.metrics.get("best_lr"), "run_id": run.info.run_id,
+                "start_time": run.info.start_time}
             for run in stage_runs(experiment_ids, "finetune", study)]
-    return _newest(rows, ["method", "sparsity", "step", "task"], FINETUNE_COLUMNS)
+    return _newest(rows, ["base_model", "method", "sparsity", "step", "task"], FINETUNE_COLUMNS)
 
 
-def training_curves(experiment_ids: Iterable[str], study: str | None = None) -> pd.DataFrame:
-    """Held-out Python loss against training step, from the newest train run of each (method, sparsity)."""
-    runs = [{"method": run.data.params.get("method"), "sparsity": run.data.params.get("sparsity"),
-             "run_id": run.info.run_id, "start_time": run.info.start_time}
-            for run in stage_runs(experiment_ids, "train", study)]
-    latest = _newest(runs, ["method", "sparsity"], ["method", "sparsity", "run_id"])
+def training_curves(experiment_ids: Iterable[str], study: str | None = None,
+                    sizes: ModelSizes | None = None) -> pd.DataFrame:
+    """Held-out Python loss against training step, from the newest train run of each (base model, method,
+    sparsity)."""
+    latest = train_costs(experiment_ids, study, sizes)
     client = mlflow.MlflowClient()
     rows = []
-    for method, sparsity, run_id in latest.itertuples(index=False):
+    for row in latest.to_dict("records"):
         last_per_step = {}  # a resumed run may log a step twice: the later value stands
-        for point in sorted(client.get_metric_history(run_id, "heldout_loss"), key=lambda m: m.timestamp):
+        for point in sorted(client.get_metric_history(row["run_id"], "heldout_loss"), key=lambda m: m.timestamp):
             last_per_step[point.step] = point.value
-        rows += [{"method": method, "sparsity": sparsity, "step": step, "heldout_loss": value, "run_id": run_id}
-                 for step, value in sorted(last_per_step.items())]
+        rows += [{name: row[name] for name in (*SIZE_COLUMNS, "method", "sparsity", "run_id")}
+                 | {"step": step, "heldout_loss": value} for step, value in sorted(last_per_step.items())]
     return _frame(rows, CURVE_COLUMNS)
+
+
+def train_costs(experiment_ids: Iterable[str], study: str | None = None,
+                sizes: ModelSizes | None = None) -> pd.DataFrame:
+    """The newest train run of each (base model, method, sparsity): its speed and peak memory."""
+    sizes = sizes or study_sizes(experiment_ids, study)
+    rows = [_size(sizes, run) | {"method": run.data.params.get("method"), "sparsity": run.data.params.get("sparsity"),
+                                 "run_id": run.info.run_id, "start_time": run.info.start_time}
+            | {name: run.data.metrics.get(name) for name in COST_COLUMNS[4:-1]}
+            for run in stage_runs(experiment_ids, "train", study)]
+    return _newest(rows, ["base_model", "method", "sparsity"], COST_COLUMNS)
 
 
 def checkpoint_versions(study: str) -> pd.DataFrame:
@@ -87,7 +229,7 @@ def trials(experiment_ids: Iterable[str], parent_run_ids: Iterable[str]) -> pd.D
     return frame.sort_values(["parent_run_id", "trial"], ignore_index=True)
 
 
-def attack_results(study: str) -> pd.DataFrame:
+def attack_results(study: str, sizes: ModelSizes | None = None) -> pd.DataFrame:
     """Attack success per checkpoint and attack (the newest attacks run of each), next to every task
     accuracy the same checkpoint was evaluated on (``task``/``accuracy`` empty where none was).
     Evaluate runs are filed under their checkpoint's study, in whichever experiment launched them."""
@@ -95,6 +237,7 @@ def attack_results(study: str) -> pd.DataFrame:
              "and attributes.status = 'FINISHED'")
     runs = mlflow.search_runs(search_all_experiments=True, filter_string=query,
                               order_by=["attributes.start_time DESC"], output_format="list")
+    sizes = sizes or ModelSizes()
     accuracy: dict[str, dict[str, float]] = {}
     for run in runs:
         if "accuracy" in run.data.metrics and run.data.params.get("suite", "accuracy") == "accuracy":
@@ -108,7 +251,7 @@ def attack_results(study: str) -> pd.DataFrame:
         base = {"method": params.get("method"), "sparsity": params.get("sparsity"), "step": params.get("step"),
                 "attack": params.get("attack"), "asr": run.data.metrics["asr"],
                 "asr_plain": run.data.metrics.get("asr_plain"), "model": model, "run_id": run.info.run_id,
-                "start_time": run.info.start_time}
+                "start_time": run.info.start_time} | _size(sizes, run)
         tasks = accuracy.get(model) or {None: None}
         rows += [base | {"task": task, "accuracy": value} for task, value in tasks.items()]
     frame = _frame(rows, [*ATTACK_COLUMNS, "start_time"])
@@ -116,10 +259,17 @@ def attack_results(study: str) -> pd.DataFrame:
     return frame.sort_values(["attack", "method", "sparsity", "step"], ignore_index=True)[ATTACK_COLUMNS]
 
 
+def _size(sizes: ModelSizes, run: Run) -> dict:
+    """The base model of the run's ``model`` (its upstream model for an evaluate run) and its parameter count."""
+    base = sizes.base(run.data.params.get("model") or run.data.params.get("upstream_model"))
+    return {"base_model": base, "parameters": sizes.parameters(base)}
+
+
 def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    """Rows as a frame; sparsity and step (strings in MLflow) as numbers; rows without a key value dropped."""
+    """Rows as a frame; sparsity, step and parameters (strings in MLflow) as numbers; rows without a key
+    value dropped."""
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(rows[0] if rows else [])])))
-    for column in ("sparsity", "step"):
+    for column in ("sparsity", "step", "parameters"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     frame = frame.dropna(subset=[c for c in ("method", "sparsity", "step", "task") if c in frame])

@@ -20,7 +20,9 @@ padding:3px 8px;text-align:left}.missing{background:#fff4e5;border-left:4px soli
 code{background:#f3f3f3;padding:0 3px}"""
 
 UNLEARNING_INTRO = ("Method <code>none</code> is the unpruned dense model, drawn dashed in every sparsity column. "
-                    "Accuracies are fractions of correct answers shown as percentages.",
+                    "Accuracies are fractions of correct answers shown as percentages. A grid run on several "
+                    "models has a row of facets per model size (parameters of the model it was pruned from), and "
+                    "the scale figures put the parameter count on the x-axis.",
                     "Results at the last Python-training step")
 # Studies with their own frames and figures; the others reuse the unlearning study's stages.
 STUDY_ANALYSES = {"selective": "forgetting.analysis.selective", "attribution": "forgetting.analysis.attribution",
@@ -67,19 +69,23 @@ def analyze_study(config) -> Path:
 
 def _unlearning(experiments: list[str], study: str, versions: pd.DataFrame):
     """``(frames, figures, counts, notes)`` of the unlearning study (and the studies that reuse its stages)."""
-    results = query.finetune_results(experiments, study)
-    curves = query.training_curves(experiments, study)
+    sizes = query.study_sizes(experiments, study)
+    results = query.finetune_results(experiments, study, sizes)
+    curves = query.training_curves(experiments, study, sizes)
+    costs = query.train_costs(experiments, study, sizes)
     sweeps = query.trials(experiments, results["run_id"])
-    attacks = query.attack_results(study)
+    attacks = query.attack_results(study, sizes)
     table = figures.results_table(results)
     drawn = {"results_table": figures.table_figure(table),
              "baseline_accuracy": figures.baseline_accuracy_figure(results),
              "finetuned_accuracy": figures.finetuned_accuracy_figure(results),
              "heldout_loss": figures.heldout_loss_figure(curves),
+             "recovery_vs_model_size": figures.scale_figure(table),
+             "train_cost_vs_model_size": figures.train_cost_figure(costs),
              "attack_success": figures.attack_success_figure(attacks),
              "attack_vs_accuracy": figures.attack_vs_accuracy_figure(attacks)}
     frames = {"results_table": table, "finetune_results": results, "training_curves": curves,
-              "trials": sweeps, "attacks": attacks}
+              "train_costs": costs, "trials": sweeps, "attacks": attacks}
     counts = {"n_finetune_runs": len(results), "n_train_runs": curves["run_id"].nunique(),
               "n_trials": len(sweeps), "n_attack_runs": attacks["run_id"].nunique()}
     return frames, drawn, counts, missing_notes(study, results, curves)

@@ -12,6 +12,11 @@ checkpoints through registry aliases that the upstream stage sets (``models:/<na
 ``models:/<name>-python@step-<n>``), since version numbers are unknown when the jobs are written.
 ``submit.sh`` checks the server, creates the study's experiment and the Optuna tables once (no
 array task races to create them) and chains the arrays with ``sbatch --dependency=afterok``.
+
+With several ``models`` (the model-scale axis) each model gets its own chain of jobs, its scripts in a
+folder named after the model (``<folder>/<name>/02-train.sbatch``): the unlearning grid's prune → train →
+finetune, the forgetting grid's posttrain → evaluate after one shared collect job (a teacher's
+trajectories serve every model that learns from them). One analyze job runs after every chain.
 """
 from __future__ import annotations
 
@@ -32,18 +37,30 @@ STUDIES = ("unlearning", "forgetting")
 POSTTRAIN_BACKENDS = ("local", "cluster")
 SLURM_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
 SLURM_MEMORY = re.compile(r"^\d+[KMGT]?$")
+HUB_VARIABLES = ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE")  # passed on as set at launch
 
 
 @dataclass(frozen=True)
 class LaunchConfig:
     study: str = field(default="unlearning", metadata={"help": "study whose grid becomes jobs: unlearning or forgetting"})
     preset: str = field(default="quick", metadata={"help": "grid preset of the study: quick, paper or smoke"})
-    model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec every start descends from"})
+    model: str = field(default=DEFAULT_MODEL, metadata={
+        "help": "model spec every start descends from (one model; see models)"})
+    models: str = field(default="", metadata={
+        "help": "comma-separated model specs, one chain of jobs per model (e.g. smollm2-135m,gemma3-270m; '' = model)"})
     tracking_uri: str = field(default="", metadata={"help": "http(s) URL of the tracking server ('' = $MLFLOW_TRACKING_URI)"})
     storage: str = field(default="", metadata={
         "help": "unlearning: shared Optuna RDB URL for the sweeps, e.g. postgresql+psycopg2://host/optuna"})
     safe_model: str = field(default="", metadata={
-        "help": "forgetting: the safety-aligned start, post-trained like `model` ('' = the base start only)"})
+        "help": "forgetting: the safety-aligned start, post-trained like `model` ('' = the base start only); with "
+                "several models one per model, comma-separated, or a template with {model} (the model's registered "
+                "name), e.g. models:/{model}-gt-sft-safety@posttrained"})
+    same_family_teacher: str = field(default="", metadata={
+        "help": "forgetting: sf-sft's teacher, one for every model or one per model, comma-separated ('' = the "
+                "preset's: the start model itself)"})
+    cross_family_teacher: str = field(default="", metadata={
+        "help": "forgetting: cf-sft's teacher (another family), one for every model or one per model, "
+                "comma-separated ('' = the preset's: gemma3-270m)"})
     posttrain_backend: str = field(default="cluster", metadata={
         "help": "forgetting: cluster (verl on the task's GPUs for SFT and GRPO, TRL for the rest) or local (TRL for all)"})
     dry_run: bool = field(default=True, metadata={"help": "print the scripts instead of writing and submitting them"})
@@ -64,6 +81,8 @@ class LaunchConfig:
 
         check_choice("study", self.study, STUDIES)
         check_choice("preset", self.preset, tuple(study_presets(self.study)))
+        for name in ("safe_model", "same_family_teacher", "cross_family_teacher"):
+            self.per_model(name)
         if not self.server_uri().startswith(("http://", "https://")):
             raise UsageError(f"tracking_uri={self.server_uri()!r} is not an http(s) tracking server: Slurm jobs on "
                              "other nodes need one (python -m forgetting.tracking.server)")
@@ -83,6 +102,31 @@ class LaunchConfig:
         for option in self.extra_options():
             if not re.match(r"^--[a-z][\w-]*(=\S+)?$", option):
                 raise UsageError(f"sbatch_extra option {option!r} is not --name or --name=value")
+
+    def model_list(self) -> list[str]:
+        """The models, one chain of jobs each (``models``, else ``[model]``)."""
+        from forgetting.unlearning import model_specs
+
+        return model_specs(self.model, self.models)
+
+    def per_model(self, name: str) -> list[str]:
+        """The comma-separated value of ``name``, one entry per model ('' for none): one value serves every
+        model, ``{model}`` in it becoming the model's registered name; a safe start is one model's, so
+        several models need a list or a template."""
+        from forgetting.tracking.checkpoints import registered_name
+
+        models, value = self.model_list(), getattr(self, name)
+        specs = [spec.strip() for spec in value.split(",")] if value.strip() else [""]
+        if not all(specs) and value.strip():
+            raise UsageError(f"{name}={value!r} has an empty entry")
+        one_for_all = name != "safe_model" or len(models) == 1 or not value or "{model}" in value
+        if len(specs) == 1 and one_for_all:
+            specs *= len(models)
+        elif len(specs) != len(models):
+            raise UsageError(f"{name}={value!r} names {len(specs)} spec{'s' * (len(specs) > 1)} for {len(models)} "
+                             f"models ({', '.join(models)}): give one per model, comma-separated in the order of "
+                             "models" + (", or a template with {model}" if name == "safe_model" else ""))
+        return [spec.replace("{model}", registered_name(model)) for spec, model in zip(specs, models)]
 
     def server_uri(self) -> str:
         return self.tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
@@ -122,17 +166,31 @@ class Upstream:
 
 @dataclass(frozen=True)
 class StageJob:
-    """One stage of the grid: an array task per parameter set (a plain job when there is one)."""
+    """One stage of the grid: an array task per parameter set (a plain job when there is one). ``chain``
+    names the model whose chain of jobs it belongs to ('' = a job of the whole grid, or the only chain)."""
 
     stage: str
     tasks: tuple[dict[str, str | Upstream], ...]
     gpus: bool = True
+    chain: str = ""
 
 
-def unlearning_jobs(model: str, preset_name: str, storage: str, gpus: int = 1) -> list[StageJob]:
-    """prune → train → finetune → analyze for ``main``'s grid, every config validated; each train task
-    runs data-parallel on its ``gpus`` (torchrun started by the train entry point)."""
+def unlearning_jobs(model: str, preset_name: str, storage: str, gpus: int = 1, chain: str = "") -> list[StageJob]:
+    """prune → train → finetune → analyze for ``main``'s grid on ``model``, every config validated; each
+    train task runs data-parallel on its ``gpus`` (torchrun started by the train entry point)."""
+    return [*unlearning_chain(model, preset_name, storage, gpus, chain), analyze_job("unlearning")]
+
+
+def analyze_job(study: str) -> StageJob:
     from forgetting.analysis import AnalyzeConfig
+
+    analyze = AnalyzeConfig(study=study)
+    analyze.validate()
+    return StageJob("analyze", (stage_parameters(analyze),), gpus=False)
+
+
+def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, chain: str = "") -> list[StageJob]:
+    """prune → train → finetune of one model."""
     from forgetting.unlearning import PRESETS, stage_configs
 
     preset = PRESETS[preset_name]
@@ -144,46 +202,86 @@ def unlearning_jobs(model: str, preset_name: str, storage: str, gpus: int = 1) -
         steps = sorted({steps[0], steps[-1]})
     sweeps = [replace(finetune, model=f"models:/{trained.model_name()}@step-{step}", storage=storage)
               for trained in trains for step in steps for finetune in finetunes]
-    analyze = AnalyzeConfig(study="unlearning")
-    for config in (*trains, *sweeps, analyze):
+    for config in (*trains, *sweeps):
         config.validate()
-    return [StageJob("prune", tuple(stage_parameters(c) for c in prunes)),
-            StageJob("train", tuple(stage_parameters(c) for c in trains)),
-            StageJob("finetune", tuple(stage_parameters(c) for c in sweeps)),
-            StageJob("analyze", (stage_parameters(analyze),), gpus=False)]
+    return [StageJob("prune", tuple(stage_parameters(c) for c in prunes), chain=chain),
+            StageJob("train", tuple(stage_parameters(c) for c in trains), chain=chain),
+            StageJob("finetune", tuple(stage_parameters(c) for c in sweeps), chain=chain)]
 
 
-def forgetting_jobs(config: LaunchConfig) -> list[StageJob]:
-    """collect → posttrain → evaluate → analyze of the forgetting preset, every config validated."""
-    from forgetting.analysis import AnalyzeConfig
-    from forgetting.posttrain.grid import FORGETTING_PRESETS, forgetting_configs, teacher_of
+def study_jobs(config: LaunchConfig) -> list[StageJob]:
+    """Every job of the study's grid in submission order: with several models, a chain per model (named
+    after the model's registered name) between the jobs shared by the whole grid."""
+    from forgetting.tracking.checkpoints import registered_name
 
-    preset = FORGETTING_PRESETS[config.preset]
-    starts = {"base": config.model} | ({"safe": config.safe_model} if config.safe_model else {})
-    collects, posttrains, evaluations = forgetting_configs(starts, preset, max(config.gpus, 1),
-                                                           cluster=config.posttrain_backend == "cluster")
-    analyze = AnalyzeConfig(study="forgetting")
-    analyze.validate()
+    models = config.model_list()
+    chains = {model: registered_name(model) if len(models) > 1 else "" for model in models}
+    if config.study == "forgetting":
+        return forgetting_jobs(config, chains)
+    return [*(job for model, chain in chains.items()
+              for job in unlearning_chain(model, config.preset, config.storage, config.gpus, chain)),
+            analyze_job("unlearning")]
 
-    def posttrain_task(posttrain) -> dict:
-        parameters = stage_parameters(posttrain)
-        if teacher := teacher_of(posttrain.method, posttrain.model, preset):
-            parameters["data"] = Upstream("collect", (("model", teacher), ("domain", posttrain.domain)))
-        return parameters
 
-    return [StageJob("collect", tuple(stage_parameters(c) for c in collects)),
-            StageJob("posttrain", tuple(posttrain_task(p) for p in posttrains)),
-            StageJob("evaluate", tuple(stage_parameters(e) for e in evaluations)),
-            StageJob("analyze", (stage_parameters(analyze),), gpus=False)]
+def forgetting_jobs(config: LaunchConfig, chains: dict[str, str] | None = None) -> list[StageJob]:
+    """collect → posttrain → evaluate → analyze of the forgetting preset, every config validated: one
+    collect job for the grid (each teacher's trajectories once, for every model that learns from them),
+    posttrain → evaluate per model with the model's teachers and safe start, one analyze."""
+    from forgetting.posttrain.grid import FORGETTING_PRESETS, forgetting_configs, teacher_of, with_teachers
+
+    models = config.model_list()
+    chains = chains or {model: "" for model in models}
+    same, cross, safe = (config.per_model(name) for name in ("same_family_teacher", "cross_family_teacher",
+                                                              "safe_model"))
+    collects, jobs = {}, []
+    for index, model in enumerate(models):
+        preset = with_teachers(FORGETTING_PRESETS[config.preset], same[index], cross[index])
+        starts = {"base": model} | ({"safe": safe[index]} if safe[index] else {})
+        needed, posttrains, evaluations = forgetting_configs(starts, preset, max(config.gpus, 1),
+                                                             cluster=config.posttrain_backend == "cluster")
+        for collect in needed:
+            collects.setdefault((collect.model, collect.domain), collect)
+
+        def posttrain_task(posttrain, preset=preset) -> dict:
+            parameters = stage_parameters(posttrain)
+            if teacher := teacher_of(posttrain.method, posttrain.model, preset):
+                parameters["data"] = Upstream("collect", (("model", teacher), ("domain", posttrain.domain)))
+            return parameters
+
+        jobs += [StageJob("posttrain", tuple(posttrain_task(p) for p in posttrains), chain=chains[model]),
+                 StageJob("evaluate", tuple(stage_parameters(e) for e in evaluations), chain=chains[model])]
+    return [StageJob("collect", tuple(stage_parameters(c) for c in collects.values())), *jobs,
+            analyze_job("forgetting")]
+
+
+def stage_positions(jobs: list[StageJob]) -> list[int]:
+    """Each job's place in the study's pipeline (1 = its first stage), the same in every chain."""
+    stages = list(dict.fromkeys(job.stage for job in jobs))
+    return [stages.index(job.stage) + 1 for job in jobs]
+
+
+def dependencies(jobs: list[StageJob]) -> list[list[int]]:
+    """For each job, the jobs that must succeed first: the previous job of its chain (a chain's first job:
+    the last shared job before it); a shared job waits for the end of every chain before it."""
+    after, last_shared, chain_ends = [], None, {}
+    for index, job in enumerate(jobs):
+        if job.chain:
+            after.append([chain_ends[job.chain]] if job.chain in chain_ends
+                         else [last_shared] if last_shared is not None else [])
+            chain_ends[job.chain] = index
+        else:
+            after.append(list(chain_ends.values()) or ([last_shared] if last_shared is not None else []))
+            chain_ends, last_shared = {}, index
+    return after
 
 
 def script_name(position: int, job: StageJob) -> str:
-    return f"{position:02d}-{job.stage}.sbatch"
+    return f"{job.chain}/" * bool(job.chain) + f"{position:02d}-{job.stage}.sbatch"
 
 
 def job_script(job: StageJob, config: LaunchConfig) -> str:
     """The sbatch script of one stage: resources, environment, the task's ``mlflow run``."""
-    name = f"{config.study}-{config.preset}-{job.stage}"
+    name = "-".join([config.study, config.preset, *[job.chain] * bool(job.chain), job.stage])
     array = len(job.tasks) > 1
     directives = [f"--job-name={name}",
                   f"--output={config.folder() / 'logs'}/%x-{'%A_%a' if array else '%j'}.out",
@@ -197,8 +295,8 @@ def job_script(job: StageJob, config: LaunchConfig) -> str:
     directives += [f"--account={config.account}"] * bool(config.account)
     directives += config.extra_options()
     lines = ["#!/bin/bash", *(f"#SBATCH {d}" for d in directives),
-             f"# {job.stage} stage of the {config.study} grid (preset {config.preset}): "
-             f"{len(job.tasks)} task{'s' * array}",
+             f"# {job.stage} stage of the {config.study} grid (preset {config.preset})"
+             + f" for {job.chain}" * bool(job.chain) + f": {len(job.tasks)} task{'s' * array}",
              "set -euo pipefail", f"cd {shlex.quote(str(PROJECT_ROOT))}", *_environment(config)]
     command = shlex.join(mlflow_run_arguments(job.stage, {}, config.study))
     if array:
@@ -215,28 +313,32 @@ def job_script(job: StageJob, config: LaunchConfig) -> str:
 
 def submit_script(jobs: list[StageJob], config: LaunchConfig) -> str:
     """Checks the server, creates the experiment once, then submits each stage after the previous one."""
-    lines = ["#!/bin/bash", f"# Submit the {config.study} grid (preset {config.preset}): "
-             + " -> ".join(job.stage for job in jobs) + ", each stage once the previous one succeeded.",
+    chains = list(dict.fromkeys(job.chain for job in jobs if job.chain))
+    stages = " -> ".join(dict.fromkeys(job.stage for job in jobs))
+    lines = ["#!/bin/bash", f"# Submit the {config.study} grid (preset {config.preset}): {stages}, each stage once "
+             "the previous one succeeded" + (f"; one chain per model ({', '.join(chains)})" if chains else "") + ".",
              "set -euo pipefail", f"cd {shlex.quote(str(PROJECT_ROOT))}", *_environment(config),
              shlex.join(["python", "-m", "forgetting.backends.slurm", "prepare", config.study,
                          *[config.storage] * bool(config.storage)])
              + "  # the server answers; the experiment (and Optuna's tables) exist before any task",
              f"mkdir -p {shlex.quote(str(config.folder() / 'logs'))}"]
-    previous = None
-    for position, job in enumerate(jobs, start=1):
+    # shell variables holding the job IDs
+    names = [f"{job.stage}_{chains.index(job.chain) + 1}" if job.chain else job.stage for job in jobs]
+    for job, position, name, after in zip(jobs, stage_positions(jobs), names, dependencies(jobs)):
         script = shlex.quote(str(config.folder() / script_name(position, job)))
-        after = f" --dependency=afterok:${previous} --kill-on-invalid-dep=yes" if previous else ""
-        lines.append(f"{job.stage}=$(sbatch --parsable{after} {script}); {job.stage}=${{{job.stage}%%;*}}")
-        previous = job.stage
-    lines.append('echo "submitted: ' + ", ".join(f"{job.stage} ${job.stage}" for job in jobs) + '"')
+        waits = ":".join(f"${names[index]}" for index in after)
+        dependency = f" --dependency=afterok:{waits} --kill-on-invalid-dep=yes" if after else ""
+        lines.append(f"{name}=$(sbatch --parsable{dependency} {script}); {name}=${{{name}%%;*}}")
+    lines.append('echo "submitted: ' + ", ".join(f"{job.stage}{f' {job.chain}' * bool(job.chain)} ${name}"
+                                                 for job, name in zip(jobs, names)) + '"')
     return "\n".join(lines) + "\n"
 
 
 def scripts(config: LaunchConfig) -> dict[str, str]:
-    """``{file name: text}`` of every job script and ``submit.sh``."""
-    jobs = (unlearning_jobs(config.model, config.preset, config.storage, config.gpus) if config.study == "unlearning"
-            else forgetting_jobs(config))
-    texts = {script_name(position, job): job_script(job, config) for position, job in enumerate(jobs, start=1)}
+    """``{file name: text}`` of every job script (a model's chain in a folder of its own when there are
+    several models) and ``submit.sh``."""
+    jobs = study_jobs(config)
+    texts = {script_name(position, job): job_script(job, config) for job, position in zip(jobs, stage_positions(jobs))}
     return texts | {"submit.sh": submit_script(jobs, config)}
 
 
@@ -258,6 +360,7 @@ def launch(config: LaunchConfig) -> dict[str, str]:
     folder = config.folder()
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in texts.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
         (folder / name).chmod(0o755)
     if (code := subprocess.run(["bash", str(folder / "submit.sh")]).returncode) != 0:
@@ -307,8 +410,11 @@ def _environment(config: LaunchConfig) -> list[str]:
     lines.append(f"export MLFLOW_TRACKING_URI={shlex.quote(config.server_uri())}")
     if config.forgetting_home:
         lines.append(f"export FORGETTING_HOME={shlex.quote(config.forgetting_home)}")
-    lines += ["export MLFLOW_DISABLE_TELEMETRY=true HF_HUB_OFFLINE=1",
-              "export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}"]
+    lines.append("export MLFLOW_DISABLE_TELEMETRY=true")
+    # Hub access as at launch: the user's setting (HF_HUB_OFFLINE=0 goes online), else the project's default
+    # (forgetting.tracking.store sets HF_HUB_OFFLINE=1 where it is unset); never forced over the user's.
+    lines += [f"export {name}={shlex.quote(os.environ[name])}" for name in HUB_VARIABLES if name in os.environ]
+    lines.append("export OMP_NUM_THREADS=${SLURM_CPUS_PER_TASK:-1}")
     return lines
 
 

@@ -4,12 +4,13 @@ A preset names the domains, the methods and each stage's budget. Collect runs on
 domain) that some method learns from: the start model itself (off-rl's preference pairs), the
 same-family teacher (sf-sft) and the cross-family teacher (cf-sft). Offline, the same-family
 teacher is the start model itself and the cross-family one Gemma-3-270M; a real study names larger
-teachers (``same_family_teacher``, ``cross_family_teacher``).
+teachers (``same_family_teacher``, ``cross_family_teacher``: ``launch`` overrides the preset's, per model).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from forgetting.errors import UsageError
 from forgetting.posttrain import COLLECTED_DATA
 
 ALL_METHODS = ("gt-sft", "sf-sft", "cf-sft", "self", "on-rl", "off-rl", "pi")
@@ -51,6 +52,14 @@ def teacher_of(method: str, start_model: str, preset: ForgettingPreset) -> str |
         method, start_model)
 
 
+def with_teachers(preset: ForgettingPreset, same_family: str = "", cross_family: str = "") -> ForgettingPreset:
+    """The preset with the teachers given (a launch's values); an empty one keeps the preset's."""
+    from dataclasses import replace
+
+    return replace(preset, same_family_teacher=same_family or preset.same_family_teacher,
+                   cross_family_teacher=cross_family or preset.cross_family_teacher)
+
+
 def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: int = 1, cluster: bool = False):
     """``(collects, posttrains, evaluations)``: every config of the grid, checked before any job exists.
 
@@ -77,6 +86,9 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: i
                 replace(config, launch="dry-run").validate_parameters()  # GPUs are checked on the node
                 posttrains.append(config)
                 teacher = teacher_of(method, model, preset)
+                if method == "cf-sft" and teacher == model:
+                    raise UsageError(f"cross_family_teacher={teacher!r} is the {start} start model itself: cf-sft "
+                                     "needs a teacher of another family (give one per model, comma-separated)")
                 if teacher:
                     collects.setdefault((teacher, domain), CollectConfig(model=teacher, domain=domain, **preset.collect))
     evaluations = [EvaluateConfig(model=f"models:/{p.model_name()}@posttrained", suite="all", reference=p.model,
