@@ -48,3 +48,33 @@ def test_tiny_llama_is_deterministic():
     first, second = tiny_llama(seed=3), tiny_llama(seed=3)
     assert first.config.head_dim >= 32
     assert all(torch.equal(a, b) for a, b in zip(first.parameters(), second.parameters()))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda path: (path / "config.json").write_text("{not json"), "has a corrupt config.json"),
+    (lambda path: (path / "config.json").write_text("[]"), "config.json has no model_type"),
+    (lambda path: (path / "model.safetensors").unlink(), "has no weights"),
+    (lambda path: (path / "model.safetensors").write_bytes(b"\x00" * 64), "model.safetensors is not a readable"),
+])
+def test_a_damaged_checkpoint_is_one_line_before_any_run(damage, message, store, tiny_checkpoint_with_tokenizer):
+    """The evaluate entry point refuses it with exit 2 and leaves no run in the store."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import mlflow
+
+    damage(tiny_checkpoint_with_tokenizer)
+    done = subprocess.run([sys.executable, "entrypoints/evaluate.py", "--model", str(tiny_checkpoint_with_tokenizer)],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and message in done.stderr.strip().splitlines()[-1]
+    assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
+
+
+def test_an_unknown_split_is_refused_by_every_suite_before_any_run():
+    from forgetting.evaluation.suites import EvaluateConfig
+
+    for suite in ("accuracy", "attacks", "classification", "forgetting", "policy", "safety"):
+        config = EvaluateConfig(suite=suite, task="sst2" if suite == "classification" else "arc_easy", split="dev")
+        with pytest.raises(UsageError, match="split='dev' is not one of"):
+            config.validate()

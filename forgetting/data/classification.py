@@ -13,13 +13,14 @@ MAX_TOKENS = 128
 
 
 def check_classification_task(task: str, source: str = "offline", split: str | None = None) -> None:
-    """A classification task that ``source`` serves (and, from the hub with a ``split``, whose files can be read)."""
+    """A classification task that ``source`` serves (and, with a ``split``, has that split; from the hub,
+    whose files can be read)."""
     from forgetting.data.loading import check_source, check_task, get_task
 
     check_choice("task", task, sorted(CLASSIFICATION_LABELS))
     check_source(source)
     get_task(task, source)
-    if source == "hub" and split is not None:
+    if split is not None:
         check_task(task, split, source=source)
 
 

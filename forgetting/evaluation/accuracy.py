@@ -33,8 +33,7 @@ def check_accuracy(config) -> None:
         raise UsageError(f"task={config.task!r} is a {kind} task; accuracy scores: {', '.join(scorable)}")
     check_range("max_new_tokens", config.max_new_tokens, 1)
     check_choice("prompt_format", config.prompt_format, PROMPT_FORMATS)
-    if source == "hub":
-        check_task(config.task, config.split, config.seed, config.limit or None, source=source)
+    check_task(config.task, config.split, config.seed, config.limit or None, source=source)
 
 
 def evaluate_accuracy(config) -> dict[str, float]:

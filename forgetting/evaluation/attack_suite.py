@@ -19,9 +19,11 @@ BEHAVIOUR_TASKS = ("harmbench", "advbench")
 def check_attacks(config) -> None:
     """The attack suite's checks of an ``EvaluateConfig``."""
     from forgetting.attacks import ATTACKS
+    from forgetting.data import check_task
 
     check_choice("attack", config.attack, ATTACKS.names())
     check_choice("behaviours", config.behaviours, BEHAVIOUR_TASKS)
+    check_task(config.behaviours, config.split)
     for name in ("steps", "suffix_length", "top_k", "attack_batch", "generations", "population", "max_new_tokens"):
         check_range(name, getattr(config, name), 1)
     if config.transfer_from and config.attack != "gcg-universal":

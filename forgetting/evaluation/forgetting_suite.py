@@ -31,7 +31,7 @@ def benchmark_names(config) -> list[str]:
 
 
 def check_forgetting(config) -> None:
-    from forgetting.data import task_kind, task_names
+    from forgetting.data import check_task, task_kind, task_names
 
     scorable = [t for t in task_names() if task_kind(t) in ("multiple_choice", "generative")]
     names = benchmark_names(config)
@@ -39,6 +39,7 @@ def check_forgetting(config) -> None:
         check_choice("benchmarks", config.benchmarks, scorable)
     for name in names:
         check_choice("benchmarks", name, scorable)
+        check_task(name, config.split)
     if config.reference:
         from forgetting.models import resolve_model
 

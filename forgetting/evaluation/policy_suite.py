@@ -22,12 +22,14 @@ LENGTHS_TABLE = "policy/replies.json"
 
 
 def check_policy(config) -> None:
-    from forgetting.data import task_kind
+    from forgetting.data import check_task, task_kind
 
     if task_kind(config.generation_task) not in ("generative", "code"):
         raise UsageError(f"generation_task={config.generation_task!r} is not a generative or code task")
     if task_kind(config.calibration_task) != "multiple_choice":
         raise UsageError(f"calibration_task={config.calibration_task!r} is not a multiple-choice task")
+    for task in (config.generation_task, config.calibration_task):
+        check_task(task, config.split)
     if config.samples < 2:
         raise UsageError(f"samples={config.samples} must be at least 2 (Self-BLEU compares replies to one prompt)")
     if not config.temperature > 0:

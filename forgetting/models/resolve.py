@@ -28,11 +28,9 @@ def resolve_model(spec: str) -> str:
         return str(bundled_model_dir(spec))
     path = Path(spec).expanduser()
     if path.is_dir():
-        if not (path / "config.json").exists():
-            raise UsageError(f"model={spec!r} is a directory without config.json (not an HF checkpoint)")
-        return str(path.resolve())
+        return str(check_checkpoint(spec, path).resolve())
     if is_tracking_uri(spec):
-        return str(resolve_checkpoint(spec))
+        return str(check_checkpoint(spec, Path(resolve_checkpoint(spec))))
     if HUB_ID.match(spec) and not spec.startswith(("/", ".")):
         offline = _hub_offline()
         if offline and not _in_hf_cache(spec):
@@ -41,6 +39,42 @@ def resolve_model(spec: str) -> str:
                              f"value you set), or run `hf download {spec}` once where it is")
         return spec
     raise UsageError(f"model={spec!r} is not a known model spec; use {ACCEPTED}")
+
+
+WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json")
+
+
+def check_checkpoint(spec: str, path: Path) -> Path:
+    """``path`` if it is a loadable HF checkpoint: a ``config.json`` that parses to a model config, a
+    weights file, and safetensors headers that read (checked before any run; nothing is loaded)."""
+    import json
+
+    config = path / "config.json"
+    if not config.is_file():
+        raise UsageError(f"model={spec!r} is a directory without config.json (not an HF checkpoint)")
+    try:
+        parsed = json.loads(config.read_text())
+    except (ValueError, UnicodeDecodeError) as error:
+        raise UsageError(f"model={spec!r} has a corrupt config.json ({type(error).__name__}: {error})") from None
+    if not isinstance(parsed, dict) or "model_type" not in parsed:
+        raise UsageError(f"model={spec!r}: config.json has no model_type (not a transformers model config)")
+    weights = [path / name for name in WEIGHT_FILES if (path / name).is_file()]
+    if not weights:
+        raise UsageError(f"model={spec!r} has no weights ({', '.join(WEIGHT_FILES)})")
+    for shard in sorted(path.glob("*.safetensors")):
+        _check_safetensors(spec, shard)
+    return path
+
+
+def _check_safetensors(spec: str, shard: Path) -> None:
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(shard), framework="pt"):
+            pass
+    except Exception as error:  # noqa: BLE001 - safetensors raises its own error types
+        raise UsageError(f"model={spec!r}: {shard.name} is not a readable safetensors file "
+                         f"({type(error).__name__})") from None
 
 
 def _hub_offline() -> str | None:
