@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from forgetting.errors import UsageError, check_range
 from forgetting.device import autocast, on_device
-from forgetting.training.distributed import average_gradients, process_mean, rank, world_size
+from forgetting.training.distributed import average_gradients, own_share, process_mean, world_size
 from forgetting.training.optimizer import adamw_with_warmup
 
 
@@ -82,7 +82,7 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[], Iterab
             for batch in batches():
                 if len(batch["labels"]) < world_size():
                     continue  # too few rows to give every data-parallel process one
-                batch = {name: rows[rank()::world_size()] for name, rows in batch.items()}
+                batch = {name: own_share(rows) for name, rows in batch.items()}
                 teacher_logits = _logits(teacher, batch, precision, grad=False)
                 student_logits = _logits(student, batch, precision, grad=True)
                 loss = distillation_loss(student_logits, teacher_logits.to(student.device),

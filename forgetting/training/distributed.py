@@ -85,8 +85,9 @@ def process_mean(value):
     return value
 
 
-def own_share(rows: list) -> list:
-    """This process's rows of a global batch (all of them with one process)."""
+def own_share(rows):
+    """This process's rows of a global batch, every N-th from its rank (all of them with one process);
+    a list or a tensor."""
     return rows[rank()::world_size()]
 
 
