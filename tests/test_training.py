@@ -138,10 +138,10 @@ def test_bad_train_input_creates_no_run(store, tiny_checkpoint_with_tokenizer):
     assert mlflow.search_runs([experiment_id("unlearning")], output_format="list") == []
 
 
-def train_command(model, steps, every):
+def train_command(model, steps, every, register_as="tiny-python", **extra):
     args = [sys.executable, "entrypoints/train.py", "--model", str(model), "--steps", str(steps),
-            "--checkpoint-every", str(every), "--register-as", "tiny-python"]
-    for key, value in TINY_TRAIN.items():
+            "--checkpoint-every", str(every), "--register-as", register_as]
+    for key, value in (TINY_TRAIN | extra).items():
         args += [f"--{key.replace('_', '-')}", str(value)]
     return args
 
@@ -179,3 +179,47 @@ def test_killed_training_resumes_from_its_last_checkpoint_without_duplicate_vers
     assert sorted(int(v.tags["step"]) for v in versions) == list(range(0, steps + 1, every))
     assert sorted(json.loads(done.data.tags[CHECKPOINTS_TAG]), key=int) == [str(s) for s in range(0, steps + 1, every)]
     assert not list(resume.iterdir()), "the resume state is deleted once the stage finishes"
+
+
+def test_killed_bf16_training_resumes_from_its_fp32_state(store, tiny_checkpoint_with_tokenizer):
+    """bf16 checkpoints are registered while the resume state keeps fp32 weights: the resumed run ends with
+    the weights of a run that was never killed."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from forgetting.tracking import resolve_checkpoint
+
+    def dtypes(folder):
+        with safe_open(Path(folder) / "model.safetensors", "pt") as handle:
+            return {handle.get_slice(key).get_dtype() for key in handle.keys()}
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    steps, every, model = 30, 5, tiny_checkpoint_with_tokenizer
+    command = train_command(model, steps, every, checkpoint_dtype="bf16")
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    resume = Path(os.environ["FORGETTING_HOME"]) / "resume"
+    deadline = time.time() + 120
+    def saved():
+        return [path for path in resume.glob("*/trainer.pt") if "." not in path.parent.name]
+
+    while not saved() and process.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert saved(), "training ended before it could be killed"
+    [state] = saved()
+    assert dtypes(state.parent / "model") == {"F32"}, "the resume state keeps fp32 weights"
+    state_step = torch.load(state, weights_only=True)["step"]
+    state_weights = load_file(state.parent / "model" / "model.safetensors")
+
+    for args in (command, train_command(model, steps, every, "tiny-reference", checkpoint_dtype="bf16")):
+        finished = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        assert finished.returncode == 0, finished.stderr[-2000:]
+    at_kill = load_file(resolve_checkpoint(f"models:/tiny-python@step-{state_step}") / "model.safetensors")
+    assert all(torch.equal(at_kill[k], state_weights[k].to(torch.bfloat16)) for k in state_weights)
+    last, reference = (resolve_checkpoint(f"models:/{name}@step-{steps}") for name in ("tiny-python", "tiny-reference"))
+    assert dtypes(last) == dtypes(reference) == {"BF16"}
+    resumed, uninterrupted = load_file(last / "model.safetensors"), load_file(reference / "model.safetensors")
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
+    assert sorted(int(v.tags["step"]) for v in mlflow.MlflowClient().search_model_versions(
+        "name = 'tiny-python'")) == list(range(0, steps + 1, every))

@@ -1,7 +1,8 @@
 """Resume state of a training stage: model, optimizer, scheduler and step in one local folder.
 
-Registered checkpoints hold weights only; the optimizer state (twice the weights) stays on the
-worker's disk under ``<home>/resume/<cache key>`` and is deleted when the stage finishes. A new
+Registered checkpoints hold weights only (in the stage's ``checkpoint_dtype``); the fp32 weights and the
+optimizer state (twice the weights) stay on the worker's disk under ``<home>/resume/<cache key>`` and are
+deleted when the stage finishes. A new
 state replaces the old one by renames, so a kill at any moment leaves one complete state.
 """
 from __future__ import annotations

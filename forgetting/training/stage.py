@@ -3,7 +3,9 @@
 Checkpoints at step 0, every ``checkpoint_every`` steps and at the end are logged, registered
 (tag ``step``, alias ``step-<n>``) and scored by held-out Python loss; the run's tag
 ``forgetting.checkpoints`` maps each step to its ``models:/name/version``. A killed stage resumes from
-its last checkpoint's local state and registers no version twice.
+its last checkpoint's local state and registers no version twice. Step 0 is the input model itself,
+registered as a reference to its stored copy (no files of its own); ``checkpoint_dtype=bf16`` stores the
+later checkpoints' weights as bfloat16 while the resume state keeps fp32 weights and the optimizer.
 """
 from __future__ import annotations
 
@@ -15,11 +17,11 @@ import mlflow
 import torch
 from tqdm.auto import tqdm
 
-from forgetting.device import DEVICE_HELP, PRECISIONS
-from forgetting.errors import check_choice, check_range
-from forgetting.training.distributed import check_batch, check_parallel
-from forgetting.models import DEFAULT_MODEL
 from forgetting.device import DEVICE_HELP, GPUS_HELP, PRECISIONS
+from forgetting.errors import check_choice, check_range
+from forgetting.models import DEFAULT_MODEL
+from forgetting.tracking.checkpoints import CHECKPOINT_DTYPES
+from forgetting.training.distributed import check_batch, check_parallel
 
 CHECKPOINTS_TAG = "forgetting.checkpoints"  # JSON {step: "models:/name/version"}
 
@@ -29,6 +31,9 @@ class TrainConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec to train (e.g. models:/name/version)"})
     steps: int = field(default=200, metadata={"help": "optimizer steps"})
     checkpoint_every: int = field(default=50, metadata={"help": "steps between checkpoints, in [1, steps]"})
+    checkpoint_dtype: str = field(default="fp32", metadata={
+        "help": "dtype of the registered checkpoints' weights: fp32, or bf16 (half the bytes; training keeps fp32 "
+                "weights and its resume state stays fp32; step 0 is the input model's own stored copy)"})
     lr: float = field(default=5e-5, metadata={"help": "peak learning rate (AdamW, linear warmup and decay)"})
     warmup_fraction: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
     batch_size: int = field(default=4, metadata={"help": "blocks per step"})
@@ -51,6 +56,7 @@ class TrainConfig:
         for name in ("batch_size", "block_size", "eval_blocks"):
             check_range(name, getattr(self, name), 1)
         check_choice("precision", self.precision, PRECISIONS)
+        check_choice("checkpoint_dtype", self.checkpoint_dtype, CHECKPOINT_DTYPES)
         check_batch(self.batch_size, self.gpus)
         check_parallel(self.parallel, self.gpus, self.device)
 
@@ -116,8 +122,11 @@ class Checkpointer:
         from forgetting.tracking import log_checkpoint
 
         mlflow.log_metric("heldout_loss", loss, step=step)
+        # step 0's folder is the input model's own: stored as it is (a reference when it is in the store),
+        # later ones are the fp32 resume state's weights, stored in checkpoint_dtype
         log_checkpoint(folder, f"checkpoints/step-{step:06d}", register_as=self.config.model_name(),
                        alias=f"step-{step}", version_key=f"{self.key}:{step}",
+                       dtype=None if step == 0 else self.config.checkpoint_dtype,
                        tags={**{k: v for k, v in self.lineage.items() if k != "step"}, "stage": "train",
                              "step": step})
         print(f"  step {step}: held-out Python loss {loss:.4f}")
