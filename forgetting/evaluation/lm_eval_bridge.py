@@ -20,7 +20,6 @@ MULTIPLE_CHOICE_TEMPLATE = {
     "doc_to_text": "{{prompt}}",
     "doc_to_choice": "{{choices}}",
     "doc_to_target": "{{label}}",
-    "target_delimiter": "",  # the project's choices carry their own leading space
     "metric_list": [{"metric": "acc", "aggregation": "mean", "higher_is_better": True},
                     {"metric": "acc_norm", "aggregation": "mean", "higher_is_better": True}],
 }
@@ -32,12 +31,16 @@ def write_multiple_choice_task(name: str, rows, directory: str | Path) -> str:
     directory.mkdir(parents=True, exist_ok=True)
     task_name = f"forgetting_{name}"
     data_file = directory / f"{task_name}.jsonl"
+    # lm-eval joins context and choice with the task's target delimiter, and its acc_norm divides by the
+    # choice without it: the project's choices carry the space, so it moves to the delimiter.
+    spaced = all(choice.startswith(" ") for row in rows for choice in row["choices"])
     with data_file.open("w") as handle:
         for row in rows:
-            handle.write(json.dumps({"id": row["id"], "prompt": row["prompt"],
-                                     "choices": list(row["choices"]), "label": int(row["label"])}) + "\n")
-    config = {"task": task_name, "dataset_path": "json",
-              "dataset_kwargs": {"data_files": {"test": str(data_file)}}, **MULTIPLE_CHOICE_TEMPLATE}
+            choices = [choice[1:] if spaced else choice for choice in row["choices"]]
+            handle.write(json.dumps({"id": row["id"], "prompt": row["prompt"], "choices": choices,
+                                     "label": int(row["label"])}) + "\n")
+    config = {"task": task_name, "dataset_path": "json", "dataset_kwargs": {"data_files": {"test": str(data_file)}},
+              **MULTIPLE_CHOICE_TEMPLATE, "target_delimiter": " " if spaced else ""}
     (directory / f"{task_name}.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
     return task_name
 
