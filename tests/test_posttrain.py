@@ -196,6 +196,7 @@ def test_teacher_family_is_checked_against_the_start_model(method, teacher_type,
     import json
 
     import mlflow
+    from safetensors.torch import save_file
 
     from forgetting.errors import UsageError
 
@@ -204,6 +205,7 @@ def test_teacher_family_is_checked_against_the_start_model(method, teacher_type,
         folders[name] = tmp_path / name
         folders[name].mkdir()
         (folders[name] / "config.json").write_text(json.dumps({"model_type": model_type}))
+        save_file({"weight": torch.zeros(1)}, folders[name] / "model.safetensors")
     with mlflow.start_run(tags={"forgetting.entry_point": "collect"}) as run:
         mlflow.log_params({"model": str(folders["teacher"]), "domain": "math"})
         mlflow.log_metric("n_sft", 3)
