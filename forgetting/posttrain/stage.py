@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -156,13 +156,10 @@ def posttrain(config: PosttrainConfig) -> dict[str, float]:
     """Inside the active run: load the start model, run the method, register the result; with
     ``gpus > 1`` on the local backend the method runs data-parallel in that many torchrun processes."""
     from forgetting.tracking.runs import active_cache_key
-    from forgetting.training.distributed import run_processes
+    from forgetting.training.distributed import in_processes
 
     if config.backend == "local" and config.gpus > 1:
-        run_id = mlflow.active_run().info.run_id
-        run_processes("forgetting.posttrain.stage:posttrain_process",
-                      {"config": asdict(config), "run_id": run_id, "key": active_cache_key()}, config.gpus)
-        return mlflow.get_run(run_id).data.metrics
+        return in_processes("forgetting.posttrain.stage:posttrain_process", config, active_cache_key())
     return train_and_register(config, active_cache_key())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import re
 import tempfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import mlflow
@@ -112,13 +112,10 @@ def distill_student(config: DistillConfig) -> dict[str, float]:
     """Inside the active run: teacher and student accuracy, the distillation curve, the student registered;
     with ``gpus > 1`` the distillation runs data-parallel in that many torchrun processes."""
     from forgetting.tracking.runs import active_cache_key
-    from forgetting.training.distributed import run_processes
+    from forgetting.training.distributed import in_processes
 
     if config.gpus > 1:
-        run_id = mlflow.active_run().info.run_id
-        run_processes("forgetting.training.distill_stage:distill_process",
-                      {"config": asdict(config), "run_id": run_id, "key": active_cache_key()}, config.gpus)
-        return mlflow.get_run(run_id).data.metrics
+        return in_processes("forgetting.training.distill_stage:distill_process", config, active_cache_key())
     return _distill(config, active_cache_key())
 
 

@@ -28,6 +28,19 @@ class ProcessesFailed(RuntimeError):
     """A torchrun process failed or was killed; the run's local state lets a rerun resume."""
 
 
+def in_processes(target: str, config, key: str, **job) -> dict[str, float]:
+    """``target`` (``"package.module:function"``) run by ``config.gpus`` torchrun processes on the active
+    stage run (its ID and cache ``key``, the ``config`` and ``job`` in their job); the metrics rank 0
+    logged to the run."""
+    from dataclasses import asdict
+
+    import mlflow
+
+    run_id = mlflow.active_run().info.run_id
+    run_processes(target, {"config": asdict(config), "run_id": run_id, "key": key, **job}, config.gpus)
+    return mlflow.get_run(run_id).data.metrics
+
+
 def rank() -> int:
     return int(os.environ.get("RANK", "0"))
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import mlflow
 import torch
@@ -79,7 +79,7 @@ def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
     from forgetting.models import resolve_model
     from forgetting.tracking.retry import on_server_loss
     from forgetting.tracking.runs import TAG
-    from forgetting.training.distributed import run_processes
+    from forgetting.training.distributed import in_processes
     from forgetting.training.resume import state_dir
 
     run = mlflow.get_run(run.info.run_id)
@@ -87,10 +87,8 @@ def train_model(config: TrainConfig, lineage: dict, run) -> dict[str, float]:
     location = resolve_model(config.model)
     with on_server_loss(state_dir(key), rerun_command("train", config, lineage["study"])):
         if config.gpus > 1:
-            job = {"config": asdict(config), "lineage": lineage, "run_id": run.info.run_id, "key": key,
-                   "location": location}
-            run_processes("forgetting.training.stage:train_process", job, config.gpus)
-            return mlflow.get_run(run.info.run_id).data.metrics
+            return in_processes("forgetting.training.stage:train_process", config, key, lineage=lineage,
+                                location=location)
         return _train(config, location, state_dir(key), Checkpointer(config, lineage, run, key))
 
 
