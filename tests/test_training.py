@@ -146,16 +146,12 @@ def train_command(model, steps, every, register_as="tiny-python", **extra):
     return args
 
 
-def test_killed_training_resumes_from_its_last_checkpoint_without_duplicate_versions(
-        store, tiny_checkpoint_with_tokenizer, tmp_path):
-    from forgetting.tracking import experiment_id
-
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    steps, every = 30, 5
-    process = subprocess.Popen(train_command(tiny_checkpoint_with_tokenizer, steps, every), cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def kill_once_a_state_is_saved(command: list[str], env: dict) -> list[Path]:
+    """Start ``command``, SIGKILL it once it saved a complete resume state; that state's trainer files."""
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     resume = Path(os.environ["FORGETTING_HOME"]) / "resume"
     deadline = time.time() + 120
+
     def saved():  # a complete state: its folder is named by the cache key alone (no .partial/.old)
         return [path for path in resume.glob("*/trainer.pt") if "." not in path.parent.name]
 
@@ -164,6 +160,17 @@ def test_killed_training_resumes_from_its_last_checkpoint_without_duplicate_vers
     process.send_signal(signal.SIGKILL)
     process.wait()
     assert saved(), "training ended before it could be killed"
+    return saved()
+
+
+def test_killed_training_resumes_from_its_last_checkpoint_without_duplicate_versions(
+        store, tiny_checkpoint_with_tokenizer, tmp_path):
+    from forgetting.tracking import experiment_id
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    steps, every = 30, 5
+    kill_once_a_state_is_saved(train_command(tiny_checkpoint_with_tokenizer, steps, every), env)
+    resume = Path(os.environ["FORGETTING_HOME"]) / "resume"
 
     finished = subprocess.run(train_command(tiny_checkpoint_with_tokenizer, steps, every), cwd=ROOT, env=env,
                               capture_output=True, text=True, timeout=300)
@@ -196,18 +203,7 @@ def test_killed_bf16_training_resumes_from_its_fp32_state(store, tiny_checkpoint
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     steps, every, model = 30, 5, tiny_checkpoint_with_tokenizer
     command = train_command(model, steps, every, checkpoint_dtype="bf16")
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    resume = Path(os.environ["FORGETTING_HOME"]) / "resume"
-    deadline = time.time() + 120
-    def saved():
-        return [path for path in resume.glob("*/trainer.pt") if "." not in path.parent.name]
-
-    while not saved() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.05)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
-    assert saved(), "training ended before it could be killed"
-    [state] = saved()
+    [state] = kill_once_a_state_is_saved(command, env)
     assert dtypes(state.parent / "model") == {"F32"}, "the resume state keeps fp32 weights"
     state_step = torch.load(state, weights_only=True)["step"]
     state_weights = load_file(state.parent / "model" / "model.safetensors")
