@@ -1,4 +1,5 @@
 """The device policy: what each device and precision resolves to, and one line for a device that is not there."""
+import contextlib
 import subprocess
 import sys
 from pathlib import Path
@@ -79,7 +80,7 @@ def test_where_a_stage_runs_is_not_what_it_computes(monkeypatch):
 
 
 def test_autocast_follows_the_device_and_batches_follow_the_model():
-    assert isinstance(device.autocast("fp32", "cpu"), type(device.autocast("fp32")))
+    assert isinstance(device.autocast("fp32", "cpu"), contextlib.nullcontext)
     with device.autocast("bf16-autocast", torch.device("cpu")):
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
     moved = device.on_device({"ids": torch.ones(2), "name": "x"}, torch.device("cpu"))

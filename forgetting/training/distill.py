@@ -82,7 +82,7 @@ def distill(student: nn.Module, teacher: nn.Module, batches: Callable[[], Iterab
             for batch in batches():
                 if len(batch["labels"]) < world_size():
                     continue  # too few rows to give every data-parallel process one
-                batch = {name: own_share(rows) for name, rows in batch.items()}
+                batch = own_share(batch)
                 teacher_logits = _logits(teacher, batch, precision, grad=False)
                 student_logits = _logits(student, batch, precision, grad=True)
                 loss = distillation_loss(student_logits, teacher_logits.to(student.device),

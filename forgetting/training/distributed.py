@@ -99,8 +99,10 @@ def process_mean(value):
 
 
 def own_share(rows):
-    """This process's rows of a global batch, every N-th from its rank (all of them with one process);
-    a list or a tensor."""
+    """This process's rows of a global batch, every N-th from its rank (all of them with one process):
+    of a list, a tensor, or each tensor of a batch dict."""
+    if isinstance(rows, dict):
+        return {name: own_share(values) for name, values in rows.items()}
     return rows[rank()::world_size()]
 
 
@@ -152,12 +154,6 @@ def accelerator(parallel: str = "ddp"):
     fsdp = FullyShardedDataParallelPlugin(fsdp_version=2, auto_wrap_policy="transformer_based_wrap",
                                           state_dict_type="FULL_STATE_DICT") if parallel == "fsdp" else None
     return Accelerator(cpu=current().device.type == "cpu", device_placement=False, fsdp_plugin=fsdp)
-
-
-def local_rows(batch: dict, processes: int, index: int) -> dict:
-    """This process's equal slice of a global batch."""
-    size = len(batch["input_ids"]) // processes
-    return {key: value[index * size:(index + 1) * size] for key, value in batch.items()}
 
 
 def peak_usage(accelerator) -> dict[str, float]:

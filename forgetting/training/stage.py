@@ -144,7 +144,7 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
     from forgetting.models import load_model
     from forgetting.training.corpus import lm_batches, python_code_blocks
     from forgetting.training.distributed import accelerator as make_accelerator
-    from forgetting.training.distributed import local_rows, peak_usage
+    from forgetting.training.distributed import own_share, peak_usage
     from forgetting.training.loss import heldout_loss
     from forgetting.training.optimizer import adamw_with_warmup
     from forgetting.training.resume import clear_state, load_state, save_state
@@ -174,8 +174,7 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
     trained, seconds = 0, 0.0
     for step in tqdm(range(start, config.steps), desc="train", unit="step", initial=start, total=config.steps,
                      disable=not accelerator.is_main_process):
-        batch = local_rows(_batch(train_blocks, step, config.batch_size), accelerator.num_processes,
-                           accelerator.process_index)
+        batch = own_share(_batch(train_blocks, step, config.batch_size))
         began = time.perf_counter()
         wrapped.train()
         with autocast(config.precision, device):
