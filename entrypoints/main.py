@@ -16,6 +16,15 @@ class MainConfig:
     device: str = field(default="auto", metadata={"help": "every stage's device: " + DEVICE_HELP})
     gpus: int = field(default=1, metadata={"help": "train: " + GPUS_HELP})
 
+    def validate(self) -> None:
+        """Every check the grid makes on its parameters before any run exists (``./run`` calls it)."""
+        from forgetting.errors import check_choice
+        from forgetting.unlearning import PRESETS, model_specs, stage_configs
+
+        check_choice("preset", self.preset, tuple(PRESETS))
+        for model in model_specs(self.model, self.models):
+            stage_configs(model, PRESETS[self.preset], self.device, self.gpus)
+
 
 def main() -> None:
     config = parse_config(MainConfig, __doc__)

@@ -1,4 +1,4 @@
-"""posttrain: one post-training method (gt-sft, sf-sft, cf-sft, self, on-rl, off-rl, pi) on one domain; registers the result."""
+"""posttrain: one post-training method (gt-sft, sf-sft, cf-sft, self, on-rl, off-rl, pi, sdft) on one domain; registers the result."""
 from forgetting.cli import parse_config, run_cli
 from forgetting.posttrain.stage import PosttrainConfig
 

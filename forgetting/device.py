@@ -131,6 +131,13 @@ def autocast(precision: str | None = None, device: torch.device | str | None = N
     return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
+def full_precision(precision: str | None = None, device: torch.device | str | None = None):
+    """The context that switches ``autocast(precision, device)`` off again, for fp32 work inside it."""
+    device = torch.device(device) if device is not None else current().device
+    resolved = resolve_precision(precision, device) if precision else current().precision
+    return contextlib.nullcontext() if resolved == "fp32" else torch.autocast(device_type=device.type, enabled=False)
+
+
 def on_device(batch, device):
     """``batch`` (a tensor, or a mapping of tensors and other values) on ``device``."""
     if isinstance(batch, torch.Tensor):

@@ -5,6 +5,7 @@ import sys
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import pytest
 from mlflow.entities import Metric, Param
@@ -343,8 +344,9 @@ def test_forgetting_and_attribution_analyses_draw_one_point_per_model_size(store
                   {"gsm8k_accuracy": 0.2, "gsm8k_delta": 0.1, "gsm8k_forgetting_rate": 0.0, "gsm8k_learning_rate": 0.1,
                    "arc_easy_accuracy": 0.5, "arc_easy_delta": -forgot, "arc_easy_forgetting_rate": forgot * count / 1e9,
                    "arc_easy_learning_rate": 0.0, "refusal_rate": 0.3}, tags={"forgetting.study": "forgetting"})
-    frames, drawn, counts, notes = forgetting.collect("forgetting")
-    assert counts == {"n_evaluated_models": 4} and not notes
+    frames, drawn, counts, notes, said = forgetting.collect("forgetting")
+    assert counts == {"n_evaluated_models": 4} and not [note for note in notes if "suite=forgetting" in note]
+    assert any("no attack success rate" in note for note in notes)  # absent, and the report says so
     assert set(frames["forgetting_results"]["scale"]) == set(SIZES.values())
     scale = drawn["forgetting_vs_scale"]
     assert sorted(trace.name.split(",")[0] for trace in scale.data) == ["gt-sft", "off-rl"]
@@ -368,3 +370,77 @@ def test_forgetting_and_attribution_analyses_draw_one_point_per_model_size(store
     assert frames["attribution_results"]["model_parameters"].tolist()[::2] == [tiny, *SIZES.values()]
     for trace in drawn["runtime_vs_model_size"].data:
         assert sorted(trace.x) == sorted([tiny, *SIZES.values()])
+
+
+def test_unlearning_analysis_aggregates_seeds_and_draws_their_intervals(store):
+    """Finetune and attack runs that differ only by seed are one point: the mean over the seeds with a t
+    interval, drawn as error bars and printed in the table; the newest run of each seed counts."""
+    from scipy import stats
+
+    from forgetting.analysis import noise
+
+    s = Study(experiment_id("unlearning"))
+    common = {"model": "models:/m-random/1", "task": "counterfact", "method": "random", "sparsity": 0.3, "step": 20}
+    s.run("finetune", common | {"seed": 0}, {"baseline_acc": 0.2, "best_acc": 0.1, "best_lr": 1e-4})  # superseded
+    for seed, best in ((0, 0.5), (1, 0.6), (2, 0.7)):
+        s.run("finetune", common | {"seed": seed}, {"baseline_acc": 0.2, "best_acc": best, "best_lr": 1e-4})
+    s.run("finetune", common | {"method": "none", "sparsity": 0.0, "seed": 0},
+          {"baseline_acc": 0.25, "best_acc": 0.3, "best_lr": 1e-4})
+    for seed, asr in ((0, 0.2), (1, 0.4)):
+        s.run("evaluate", {"upstream_model": "models:/m-random-python/1", "method": "random", "sparsity": 0.3,
+                           "step": 20, "suite": "attacks", "attack": "gcg", "seed": seed},
+              rates("asr", asr) | rates("asr_plain", 0.5))
+
+    results = query.finetune_results(experiments(), "unlearning")
+    assert list(results.columns) == query.FINETUNE_COLUMNS
+    row = results.query("method == 'random'").iloc[0]
+    half = stats.t.ppf(0.975, 2) * 0.1 / 3 ** 0.5  # sample sd of 0.5, 0.6, 0.7 is 0.1
+    assert row["n_seeds"] == 3 and row["seeds"] == "0,1,2" and row["best_acc"] == pytest.approx(0.6)
+    assert (row["best_acc_ci_low"], row["best_acc_ci_high"]) == pytest.approx((0.6 - half, 0.6 + half))
+    assert (row["gain_ci_low"], row["gain_ci_high"]) == pytest.approx((0.4 - half, 0.4 + half))
+    assert len(row["run_id"].split(",")) == 3
+
+    table = figures.results_table(results)
+    shown = figures.formatted_table(table).set_index("method")
+    assert shown.loc["random", "best accuracy after fine-tuning"] == (
+        f"60.0% [{100 * (0.6 - half):.1f}%, {100 * (0.6 + half):.1f}%]")
+    assert shown.loc["none", "best accuracy after fine-tuning"] == "30.0%"  # one seed, no logged interval
+    said = figures.noise_findings(table)
+    assert any("recovered +40.0 pts" in line and noise.BEYOND in line for line in said)
+    assert not any("vs dense" in line for line in said)  # the dense run has one seed: no interval to compare
+
+    accuracy = figures.finetuned_accuracy_figure(results)
+    pruned = next(t for t in accuracy.data if t.name == "random")
+    assert list(pruned.error_y.array) == pytest.approx([half]) and list(pruned.error_y.arrayminus) == pytest.approx([half])
+    recovery = figures.scale_figure(table.assign(parameters=1e8))
+    assert next(t for t in recovery.data if t.name == "random").error_y.array is not None
+
+    attacks = query.attack_results("unlearning")
+    assert len(attacks) == 2 and set(attacks["seed"]) == {"0", "1"}
+    success = figures.attack_success_figure(attacks)
+    [point] = [t for t in success.data if t.showlegend is not False]
+    asr_half = stats.t.ppf(0.975, 1) * np.std([0.2, 0.4], ddof=1) / 2 ** 0.5
+    assert list(point.y) == pytest.approx([0.3]) and list(point.error_y.array) == pytest.approx([asr_half])
+    hollow = [t for t in success.data if t.showlegend is False]
+    assert hollow and all(t.error_y.array is not None for t in hollow)
+
+
+def rates(name, value, n=50):
+    from forgetting.evaluation.intervals import rate
+
+    return {k: v for k, v in rate(name, round(value * n), n).items()}
+
+
+def test_over_seeds_keeps_a_single_run_interval_and_formats_intervals():
+    from forgetting.analysis import noise
+
+    frame = pd.DataFrame({"condition": ["a", "b", "b"], "seed": ["0", "0", "1"], "x": [0.5, 0.2, 0.4],
+                          "x_ci_low": [0.4, 0.1, 0.3], "x_ci_high": [0.6, 0.3, 0.5], "x_mcnemar_p": [0.01, 0.2, 0.3],
+                          "run_id": ["r1", "r2", "r3"]})
+    out = noise.over_seeds(frame, ["condition"], ["x"]).set_index("condition")
+    assert out.loc["a", ["x", "x_ci_low", "x_ci_high", "x_mcnemar_p"]].tolist() == [0.5, 0.4, 0.6, 0.01]
+    assert out.loc["b", "x"] == pytest.approx(0.3) and out.loc["b", "n_seeds"] == 2 and np.isnan(out.loc["b", "x_mcnemar_p"])
+    assert out.loc["b", "x_ci_high"] - out.loc["b", "x"] == pytest.approx(12.7062 * 0.1414214 / 2 ** 0.5, rel=1e-4)
+    assert noise.shown(0.538, 0.49, 0.59) == "0.538 [0.49, 0.59]" and noise.shown(0.5) == "0.500"
+    assert noise.verdict(-0.1, 0.2) == noise.WITHIN and noise.verdict(0.01, 0.2) == noise.BEYOND
+    assert noise.verdict(None, 0.2) == ""

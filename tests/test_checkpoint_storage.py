@@ -158,10 +158,14 @@ def test_bf16_training_registers_bf16_weights_of_the_fp32_run(store, tiny_checkp
     assert all(torch.equal(bf16[k], fp32[k].to(torch.bfloat16).float()) for k in fp32)
     original = loaded(model)
     assert not all(torch.equal(fp32[k], original[k]) for k in fp32), "training changed nothing"
-    # step 0 is the input as it is: stored once (by the first run) and fp32 in both
-    first, second = (checkpoint_version(f"models:/tiny-{dtype}@step-0") for dtype in ("fp32", "bf16"))
-    assert second.source == first.source and second.tags[SAME_WEIGHTS_AS_TAG] == f"models:/tiny-fp32/{first.version}"
-    assert dtypes(resolve_checkpoint("models:/tiny-bf16@step-0")) == {"F32"}
+    # step 0 of a model outside the registry is stored in checkpoint_dtype; of a registered one, a reference
+    assert dtypes(resolve_checkpoint("models:/tiny-fp32@step-0")) == {"F32"}
+    assert dtypes(resolve_checkpoint("models:/tiny-bf16@step-0")) == {"BF16"}
+    registered = "models:/tiny-bf16@step-2"
+    train_stage(TrainConfig(model=registered, steps=2, checkpoint_every=2, register_as="tiny-again",
+                            checkpoint_dtype="bf16", **TINY_TRAIN))
+    again = checkpoint_version("models:/tiny-again@step-0")
+    assert again.source == checkpoint_version(registered).source and SAME_WEIGHTS_AS_TAG in again.tags
 
 
 def test_checkpoint_dtype_is_checked():

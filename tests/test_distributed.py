@@ -146,7 +146,7 @@ def test_posttrain_runs_data_parallel_and_registers_once(method, store, tiny_che
     done = subprocess.run([sys.executable, "entrypoints/posttrain.py", "--model", str(tiny_checkpoint_with_tokenizer),
                            "--method", method, "--gpus", "2", "--device", "cpu", "--precision", "fp32", "--steps", "4",
                            "--batch-size", "4", "--n", "8", "--max-length", "128", "--max-new-tokens", "8",
-                           "--lr", "3e-3", "--kl-coef", "0.1", "--register-as", name],
+                           "--lr", "3e-3", "--register-as", name],
                           cwd=ROOT, env=environment(), capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     run, runs = finished_run(name)

@@ -494,13 +494,15 @@ def test_evaluate_config_reads_and_keys_source():
     from forgetting.evaluation.suites import EvaluateConfig
 
     assert EvaluateConfig().source == "offline" and EvaluateConfig().params()["source"] == "offline"
-    for suite in ("accuracy", "classification", "forgetting", "safety", "policy"):
+    for suite in ("accuracy", "attacks", "classification", "forgetting", "safety", "policy", "representation", "all"):
         assert "source" in EvaluateConfig(suite=suite).params(), suite
-    assert "source" not in EvaluateConfig(suite="attacks").params()
+    assert "source" not in EvaluateConfig(suite="probes").params()
     with pytest.raises(UsageError, match="source='web' is not one of: offline, hub"):
         EvaluateConfig(source="web").validate()
-    with pytest.raises(UsageError, match="source='hub' is not read by suite=safety"):
-        EvaluateConfig(suite="safety", source="hub").validate()
+    with pytest.raises(UsageError, match="source='hub' is not read by suite=probes"):
+        EvaluateConfig(suite="probes", source="hub").validate()
+    with pytest.raises(UsageError, match="source='hub' has no loader for task='advbench'"):
+        EvaluateConfig(suite="safety", behaviours="advbench", source="hub").validate()
     with pytest.raises(UsageError, match="source='hub' has no loader for task='mmlu'"):
         EvaluateConfig(task="mmlu", source="hub").validate()
 
@@ -521,6 +523,32 @@ def test_evaluate_scores_a_hub_task_and_logs_its_origin(fixtures, store, tiny_ch
     assert offline.info.run_id != run.info.run_id and offline.data.params["source"] == "offline"
     assert "eval_source" not in offline.data.params
     assert mlflow.get_run(run.info.run_id).inputs.dataset_inputs[0].dataset.source_type == "hugging_face"
+
+
+def test_study_suites_read_their_hub_data_sets(fixtures, tiny_checkpoint_with_tokenizer):
+    """The safety suite asks HarmBench's behaviours and nq_open's questions, the forgetting and policy suites
+    score the hub's ARC and GSM8K rows: every request comes from the fixtures."""
+    from forgetting.evaluation.forgetting_suite import check_forgetting
+    from forgetting.evaluation.policy_suite import check_policy
+    from forgetting.evaluation.safety_suite import refusal_rows
+    from forgetting.evaluation.suites import EvaluateConfig
+    from forgetting.models import load_model
+
+    config = EvaluateConfig(model=str(tiny_checkpoint_with_tokenizer), suite="safety", source="hub", split="eval",
+                            max_new_tokens=2, batch_size=4, device="cpu")
+    config.validate()
+    model, tokenizer = load_model(config.model)
+    rows = refusal_rows(model, tokenizer, config)
+    hub_harmful = {row["prompt"] for row in data.load_task("harmbench", "eval", source="hub")}
+    hub_benign = {row["prompt"].removeprefix("Question: ").removesuffix("\nAnswer:").strip()
+                  for row in data.load_task("naturalqs", "eval", source="hub")}
+    assert {row["request"] for row in rows if row["kind"] == "harmful"} == hub_harmful
+    assert {row["request"] for row in rows if row["kind"] == "benign"} == hub_benign
+    forgetting = EvaluateConfig(suite="forgetting", benchmarks="arc_easy,gsm8k", source="hub")
+    check_forgetting(forgetting)
+    check_policy(EvaluateConfig(suite="policy", source="hub"))
+    with pytest.raises(UsageError, match="source='hub' has no loader for task='boolq'"):
+        check_forgetting(replace(forgetting, benchmarks="arc_easy,boolq"))
 
 
 @pytest.mark.parametrize("online, reason", [(False, "the hub is offline (HF_HUB_OFFLINE=1)"),

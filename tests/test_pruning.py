@@ -9,10 +9,11 @@ from forgetting.models.variable_llama import VariableLlamaForCausalLM
 from forgetting.pruning import (PRUNING_METHODS, check_pruning, count_parameters, counts_as_metrics, layer_counts,
                                 mask_neurons, mlp_widths, prune, remove_neurons, score_neurons, select_neurons)
 from forgetting.pruning.scores import mlp_modules
-from forgetting.pruning.tuneprune import neuron_group_norms
+from forgetting.pruning.stage import PruneConfig
+from forgetting.pruning.tuneprune import lambda_for, neuron_group_norms
 
 WIDTH, HIDDEN, LAYERS = 128, 64, 2
-FAST_TUNEPRUNE = {"steps": 3, "lr": 1e-3}
+FAST_TUNEPRUNE = {"steps": 3, "lr": 1e-3, "penalty_lr": 10.0}
 
 
 def code_batches(count=2, batch_size=2, length=12, seed=0):
@@ -163,19 +164,86 @@ def test_attribution_matches_per_token_finite_differences():
     assert all(torch.allclose(a, b) for a, b in zip(frozen, scores))
 
 
-def test_tuneprune_lambda_shrinks_neuron_norms(dense):
+def initial_norms(model):
+    with torch.no_grad():
+        return [neuron_group_norms(mlp) for mlp in mlp_modules(model)]
+
+
+def test_tuneprune_penalty_shrinks_every_neuron_by_the_proximal_step(dense):
+    """Each step soft-thresholds every group norm by penalty_lr * l1_lambda: 3 steps x 10 x 1e-3 = 0.03."""
     plain = score_neurons("tuneprune", dense, code_batches(), l1_lambda=0.0, **FAST_TUNEPRUNE)
-    lasso = score_neurons("tuneprune", dense, code_batches(), l1_lambda=1e-2, **FAST_TUNEPRUNE)
+    lasso = score_neurons("tuneprune", dense, code_batches(), l1_lambda=1e-3, **FAST_TUNEPRUNE)
     for plain_norms, lasso_norms in zip(plain.scores, lasso.scores):
-        assert (lasso_norms < plain_norms).float().mean() > 0.9
-    assert lasso.model is not dense
-    torch.testing.assert_close(lasso.scores[0], neuron_group_norms(mlp_modules(lasso.model)[0]).detach())
+        shrink = plain_norms - lasso_norms
+        assert (shrink > 0.02).float().mean() > 0.9
+        assert shrink.mean().item() == pytest.approx(0.03, rel=0.15)
+    assert lasso.metrics["tuneprune_penalty"] == pytest.approx(1e-3 * sum(n.sum().item() for n in lasso.scores),
+                                                               rel=1e-4)
+    assert lasso.metrics["tuneprune_norm_shrink"] > plain.metrics["tuneprune_norm_shrink"] + 0.05
+    wiped = score_neurons("tuneprune", dense, code_batches(), l1_lambda=1.0, **FAST_TUNEPRUNE)
+    assert wiped.metrics["tuneprune_zeroed_fraction"] == 1.0
 
 
-def test_tuneprune_prunes_the_tuned_copy(dense):
-    result = prune(dense, "tuneprune", code_batches(), 0.3, **FAST_TUNEPRUNE)
-    tuned_down = mlp_modules(result.scores.model)[0].down_proj.weight[:, result.keep[0]]
+def test_tuneprune_scores_are_the_tuned_copys_group_norms(dense):
+    result = prune(dense, "tuneprune", code_batches(), 0.3, l1_lambda=1e-3, **FAST_TUNEPRUNE)
+    tuned = result.scores.model
+    assert tuned is not dense
+    for layer, (score, before) in enumerate(zip(result.scores.scores, initial_norms(dense))):
+        torch.testing.assert_close(score, neuron_group_norms(mlp_modules(tuned)[layer]).detach())
+        assert (score < before - 0.02).float().mean() > 0.9
+    assert all(torch.equal(kept, expected) for kept, expected in zip(result.keep, select_neurons(
+        initial_norms(tuned), 0.3)))
+    tuned_down = mlp_modules(tuned)[0].down_proj.weight[:, result.keep[0]]
     assert torch.equal(mlp_modules(result.model)[0].down_proj.weight, tuned_down)
+
+
+def test_tuneprune_prunes_the_groups_the_penalty_drove_to_zero():
+    """Neurons whose norm starts small are zeroed by the soft-threshold and are the ones removed."""
+    model = tiny_llama(seed=4)
+    small = torch.arange(0, WIDTH, 4)
+    with torch.no_grad():
+        for mlp in mlp_modules(model):
+            mlp.gate_proj.weight[small] *= 0.02
+            mlp.up_proj.weight[small] *= 0.02
+            mlp.down_proj.weight[:, small] *= 0.02
+    result = prune(model, "tuneprune", code_batches(), 0.25, l1_lambda=2e-3, **FAST_TUNEPRUNE)
+    assert result.scores.metrics["tuneprune_zeroed_fraction"] == pytest.approx(0.25)
+    for kept in result.keep:
+        assert not set(kept.tolist()) & set(small.tolist())
+
+
+@pytest.mark.parametrize("sparsity, expected", [(0.3, 3e-4), (0.63, 5e-4), (0.8, 1e-3), (0.1, 3e-4), (0.95, 1e-3)])
+def test_l1_lambda_follows_the_sparsity_unless_given(sparsity, expected):
+    config = PruneConfig(method="tuneprune", sparsity=sparsity)
+    assert config.method_options()["l1_lambda"] == pytest.approx(expected)
+    assert PruneConfig(method="tuneprune", sparsity=sparsity, l1_lambda=2e-3).method_options()["l1_lambda"] == 2e-3
+    assert PruneConfig(method="tuneprune", sparsity=sparsity, l1_lambda=0.0).method_options()["l1_lambda"] == 0.0
+
+
+def test_l1_lambda_between_the_seeds_points_is_log_linear():
+    assert lambda_for(0.465) == pytest.approx((3e-4 * 5e-4) ** 0.5)
+    assert 5e-4 < lambda_for(0.7) < 1e-3
+    with pytest.raises(UsageError, match="l1_lambda=-0.5 is negative.*-1 for the per-sparsity default"):
+        PruneConfig(method="tuneprune", l1_lambda=-0.5).method_options()
+
+
+def test_per_sparsity_lambda_reaches_the_tuning(dense, store):
+    """The stage's options at 80% shrink norms 1e-3 / 3e-4 times as far as at 30%, and each step is logged."""
+    import mlflow
+
+    shrink = {}
+    for sparsity in (0.3, 0.8):
+        options = PruneConfig(method="tuneprune", sparsity=sparsity, tuneprune_steps=3, tuneprune_lr=1e-3,
+                              tuneprune_penalty_lr=30.0).method_options()
+        with mlflow.start_run() as run:
+            result = prune(dense, "tuneprune", code_batches(), sparsity, **options)
+        history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "tuneprune_penalty")
+        assert [point.step for point in history] == [1, 2, 3]
+        assert history[-1].value < history[0].value
+        assert result.scores.metrics["tuneprune_l1_lambda"] == pytest.approx(lambda_for(sparsity))
+        shrink[sparsity] = sum((before - after).sum().item() for before, after
+                               in zip(initial_norms(dense), result.scores.scores))
+    assert shrink[0.8] / shrink[0.3] == pytest.approx(1e-3 / 3e-4, rel=0.15)
 
 
 @pytest.mark.parametrize("method, options", [("random", {}), ("attribution", {}), ("tuneprune", FAST_TUNEPRUNE)])

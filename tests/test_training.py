@@ -113,6 +113,12 @@ def test_finetune_stage_logs_baseline_best_and_one_nested_run_per_trial(store, t
     assert metrics["best_lr"] in (1e-4, 3e-3) and "baseline_acc" in metrics
     assert params["lrs"] == "0.0001,0.003" and params["method"] == "none" and params["step"] == "0"
     assert params["eval_rows"] == "16" and params["train_rows"] == "16"
+    from forgetting.evaluation.intervals import rate
+
+    for name in ("baseline_acc", "best_acc"):  # Wilson intervals over the 16 eval rows
+        expected = rate(name, round(metrics[name] * 16), 16)
+        assert metrics[f"{name}_ci_low"] == pytest.approx(expected[f"{name}_ci_low"])
+        assert metrics[f"{name}_ci_low"] < metrics[f"{name}_ci_high"]
     again = finetune_stage(config)
     assert again.info.run_id == run.info.run_id
 
@@ -219,3 +225,29 @@ def test_killed_bf16_training_resumes_from_its_fp32_state(store, tiny_checkpoint
     assert all(torch.equal(resumed[k], uninterrupted[k]) for k in uninterrupted)
     assert sorted(int(v.tags["step"]) for v in mlflow.MlflowClient().search_model_versions(
         "name = 'tiny-python'")) == list(range(0, steps + 1, every))
+
+
+def test_the_last_state_skips_the_optimizer_and_resumes_to_registration(tmp_path):
+    """The optimizer (twice the weights) is kept only where training goes on; a state without one restores
+    its step and leaves a fresh optimizer untouched."""
+    from forgetting.models.tiny import tiny_llama
+    from forgetting.training.optimizer import adamw_with_warmup
+    from forgetting.training.stage import _full_state, _restore
+
+    model = tiny_llama()
+    optimizer, scheduler = adamw_with_warmup(model, 1e-3, 4)
+    model(input_ids=torch.tensor([[1, 2, 3]]), labels=torch.tensor([[1, 2, 3]])).loss.backward()
+    optimizer.step()
+    _, middle = _full_state(model, optimizer, scheduler, 2)
+    _, last = _full_state(model, optimizer, scheduler, 4, with_optimizer=False)
+    assert middle["optimizer"]["state"] and last["optimizer"] is None
+    model.zero_grad(set_to_none=True)  # as in a new process
+    fresh, fresh_scheduler = adamw_with_warmup(model, 1e-3, 4)
+    assert _restore((tmp_path, last), model, fresh, fresh_scheduler) == 4 and not fresh.state
+    assert _restore((tmp_path, middle), model, fresh, fresh_scheduler) == 2 and fresh.state
+
+
+def test_adamw_is_fused_on_a_cpu():
+    from forgetting.training.optimizer import adamw
+
+    assert adamw(torch.nn.Linear(2, 2).parameters(), lr=1e-3).defaults["fused"]

@@ -177,13 +177,13 @@ def test_pi_distill_samples_and_steps_on_the_models_device(language_model, token
 
     prompts, references = ["Question: 2+2?\nAnswer:"], [" #### 4"]
     hinted = [f"Reference: {references[0]}\n\n{prompts[0]}"]
-    config = SimpleNamespace(precision="auto", max_length=64, kl_coef=0.5)
+    config = SimpleNamespace(precision="auto", max_length=64, pi_alpha=0.5, pi_beta=1.0)
     assert all(t.device == language_model.device for t in encode_pairs(tokenizer, prompts, references, 64,
                                                                        language_model.device))
     with fed_on_device(language_model) as calls:
-        responses = sample_responses(language_model, tokenizer, prompts, 3, ())
-        ce, kl, loss = loss_step(language_model, tokenizer, prompts, hinted, references, responses, config)
-    assert calls and loss.device == language_model.device and torch.isfinite(loss)
+        responses = sample_responses(language_model, tokenizer, hinted, 3, ())
+        terms = loss_step(language_model, tokenizer, prompts, hinted, responses, [0.0], config)
+    assert calls and terms["loss"].device == language_model.device and torch.isfinite(terms["loss"])
     assert any(parameter.grad is not None for parameter in language_model.parameters())
 
 

@@ -34,7 +34,7 @@ def analyze_stage(config: AnalyzeConfig) -> Path:
     launcher = os.environ.get("MLFLOW_RUN_ID") if mlflow.active_run() is None else None
     with mlflow.start_run(run_id=launcher or None,
                           experiment_id=None if launcher else experiment_id(config.study),
-                          run_name=None if launcher else f"analyze-{config.study}",
+                          run_name=f"analyze-{config.study}",
                           nested=mlflow.active_run() is not None,
                           tags={"forgetting.study": config.study, "forgetting.entry_point": "analyze"}) as run:
         log_unlogged_params(run.info.run_id, {"study": config.study, "output": config.output})

@@ -5,6 +5,10 @@ axis names. The dense model (method ``none``, sparsity 0) is drawn dashed in eve
 column as the reference the pruned models are compared with. A grid run on several models adds a
 row of facets per model size (its parameter count), and the scale figures put the parameter count on
 the x-axis: one point per model size. A figure with nothing to draw is ``None``.
+
+Every measured number carries its 95% interval: error bars on the figures, ``value [low, high]`` in the
+table (``forgetting.analysis.noise``); runs that differ only by seed are drawn once, as their mean over
+seeds with the interval over them.
 """
 from __future__ import annotations
 
@@ -13,6 +17,8 @@ import math
 import pandas as pd
 import plotly.express as px
 import plotly.graph_objects as go
+
+from forgetting.analysis import noise
 
 DENSE = "none"
 METHOD_ORDER = (DENSE, "random", "attribution", "tuneprune")
@@ -23,8 +29,10 @@ LABELS = {"method": "method", "pruned": "MLP neurons pruned", "task": "task", "s
           "best_lr": "best learning rate", "sparsity": "MLP neurons pruned", "run_id": "run",
           "parameters": "model parameters", "model_size": "model size", "base_model": "model",
           "tokens_per_second": "training tokens/s", "peak_memory_mb": "peak memory (MB)"}
-TABLE_COLUMNS = ["base_model", "parameters", "method", "sparsity", "task", "step", "baseline_acc", "best_acc", "gain",
+TABLE_COLUMNS = ["base_model", "parameters", "method", "sparsity", "task", "step", "n_seeds",
+                 *[c for v in ("baseline_acc", "best_acc", "gain") for c in (v, noise.low(v), noise.high(v))],
                  "best_lr", "run_id"]
+ATTACK_CONDITION = ["base_model", "parameters", "method", "sparsity", "step", "attack"]
 UNKNOWN_SIZE = "size unknown"
 FACET_HEIGHT = 280
 
@@ -70,18 +78,21 @@ def attack_success_figure(attacks: pd.DataFrame) -> go.Figure | None:
     are several); the plain requests' rate (no attack) is the hollow marker."""
     if attacks.empty:
         return None
-    frame = with_sizes(attacks.drop_duplicates(["model", "attack"])).assign(
-        pruned=lambda f: f["sparsity"].map(_percent_of_neurons))
+    frame = noise.over_seeds(attacks.drop_duplicates(["model", "attack", "seed"]), ATTACK_CONDITION,
+                             ["asr", "asr_plain"])
+    frame = with_sizes(frame).assign(pruned=lambda f: f["sparsity"].map(_percent_of_neurons))
     sizes = size_order(frame)
     row = "model_size" if len(sizes) > 1 else None
     figure = px.scatter(frame, x="pruned", y="asr", color="method", facet_col="attack", facet_row=row,
                         category_orders={"method": method_order(frame["method"]), "model_size": sizes},
                         color_discrete_map=METHOD_COLORS,
-                        labels=LABELS | {"asr": "attack success rate"}, hover_data=["step", "run_id"],
-                        title="Attack success rate by method (hollow: plain requests, no attack)")
+                        labels=LABELS | {"asr": "attack success rate"}, hover_data=["step", "n_seeds", "run_id"],
+                        title="Attack success rate by method (hollow: plain requests, no attack; 95% intervals)",
+                        **noise.y_errors(frame, "asr"))
     plain = px.scatter(frame, x="pruned", y="asr_plain", color="method", facet_col="attack", facet_row=row,
                        category_orders={"model_size": sizes},
-                       color_discrete_map=METHOD_COLORS, symbol_sequence=["circle-open"])
+                       color_discrete_map=METHOD_COLORS, symbol_sequence=["circle-open"],
+                       **noise.y_errors(frame, "asr_plain"))
     for trace in plain.data:
         trace.showlegend = False
         figure.add_trace(trace)
@@ -94,14 +105,17 @@ def attack_vs_accuracy_figure(attacks: pd.DataFrame) -> go.Figure | None:
     frame = attacks.dropna(subset=["accuracy"])
     if frame.empty:
         return None
-    frame = with_sizes(frame)
+    frame = with_sizes(noise.over_seeds(frame.drop_duplicates(["model", "attack", "task", "seed"]),
+                                        [*ATTACK_CONDITION, "task"], ["asr", "accuracy"]))
     sizes = size_order(frame)
     figure = px.scatter(frame, x="accuracy", y="asr", color="method", symbol="attack", facet_col="task",
                         facet_row="model_size" if len(sizes) > 1 else None,
                         category_orders={"method": method_order(frame["method"]), "model_size": sizes},
                         color_discrete_map=METHOD_COLORS,
                         labels=LABELS | {"asr": "attack success rate", "accuracy": "task accuracy"},
-                        hover_data=["sparsity", "step", "run_id"], title="Attack success rate vs task accuracy")
+                        hover_data=["sparsity", "step", "n_seeds", "run_id"],
+                        title="Attack success rate vs task accuracy (95% intervals)",
+                        **noise.x_errors(frame, "accuracy"), **noise.y_errors(frame, "asr"))
     figure.update_xaxes(tickformat=".0%")
     figure.update_yaxes(tickformat=".0%")
     return figure
@@ -117,7 +131,11 @@ def results_table(results: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=TABLE_COLUMNS)
     results = results.reset_index(drop=True)
     last = results.loc[results.groupby(["base_model", "method", "sparsity", "task"], dropna=False)["step"].idxmax()]
-    last = last.assign(gain=last["best_acc"] - last["baseline_acc"])
+    if "gain" not in last:  # a frame from before fine-tuning gains were aggregated over seeds
+        last = last.assign(gain=last["best_acc"] - last["baseline_acc"])
+    for column in TABLE_COLUMNS:
+        if column not in last:
+            last[column] = 1 if column == "n_seeds" else float("nan")
     order = {method: rank for rank, method in enumerate(method_order(last["method"]))}
     last = last.assign(_rank=last["method"].map(order)).sort_values(
         ["parameters", "base_model", "_rank", "sparsity", "task"], na_position="last")
@@ -131,9 +149,10 @@ def formatted_table(table: pd.DataFrame) -> pd.DataFrame:
         "base_model": [f"{model} ({size_label(count)})" if not _missing(count) else model
                        for model, count in zip(models, table["parameters"])],
         "method": table["method"], "sparsity": table["sparsity"].map(_percent_of_neurons),
-        "task": table["task"], "step": table["step"].astype(str),
-        "baseline_acc": table["baseline_acc"].map(_percent), "best_acc": table["best_acc"].map(_percent),
-        "gain": table["gain"].map(lambda x: "" if _missing(x) else f"{100 * x:+.1f} pts"),
+        "task": table["task"], "step": table["step"].astype(str), "seeds": table["n_seeds"],
+        "baseline_acc": _with_interval(table, "baseline_acc", _percent),
+        "best_acc": _with_interval(table, "best_acc", _percent),
+        "gain": _with_interval(table, "gain", lambda x: "" if _missing(x) else f"{100 * x:+.1f} pts"),
         "best_lr": table["best_lr"].map(lambda x: "" if _missing(x) else f"{x:.0e}"),
         "run_id": table["run_id"]})
     return shown.rename(columns={c: LABELS.get(c, c) for c in shown.columns})
@@ -169,6 +188,7 @@ def scale_figure(table: pd.DataFrame) -> go.Figure | None:
     figure = px.line(frame, x="parameters", y="gain", color="method", facet_col="pruned", facet_row="task",
                      markers=True, log_x=True, category_orders=orders, color_discrete_map=METHOD_COLORS,
                      labels=LABELS, hover_data=["base_model", "model_size", "step", "run_id"],
+                     **noise.y_errors(frame, "gain"),
                      height=150 + FACET_HEIGHT * len(orders["task"]),
                      title="Recovered by fine-tuning vs model size (last Python-training step)")
     figure.for_each_annotation(lambda a: a.update(text=a.text.replace("=", ": ")))
@@ -230,7 +250,8 @@ def _line(frame: pd.DataFrame, y: str, title: str, facet_row: str | None) -> go.
     rows = len(orders[facet_row]) if facet_row else 1
     figure = px.line(frame, x="step", y=y, color="method", facet_col="pruned", facet_row=facet_row, markers=True,
                      category_orders=orders, color_discrete_map=METHOD_COLORS, labels=LABELS,
-                     hover_data=["run_id"], title=title, height=150 + FACET_HEIGHT * rows)
+                     hover_data=[c for c in ("n_seeds", "run_id") if c in frame], title=title,
+                     height=150 + FACET_HEIGHT * rows, **noise.y_errors(frame, y))
     figure.for_each_annotation(lambda a: a.update(text=a.text.replace("=", ": ")))
     figure.for_each_trace(lambda t: t.update(line_dash="dash") if t.name == DENSE else None)
     return figure
@@ -246,6 +267,49 @@ def _with_dense_reference(frame: pd.DataFrame) -> pd.DataFrame:
                      if levels and not dense.empty else group)
     frame = pd.concat(parts, ignore_index=True) if parts else frame
     return frame.assign(pruned=frame["sparsity"].map(_percent_of_neurons))
+
+
+def noise_findings(table: pd.DataFrame) -> list[str]:
+    """In words: which fine-tuning gains are beyond noise, and how each pruned method's best accuracy compares
+    with the dense model's (same model and task, last step), where intervals exist."""
+    if table.empty:
+        return []
+    said = []
+    judged = table.dropna(subset=[noise.low("gain"), noise.high("gain")])
+    if judged.empty:
+        said.append("No interval on the fine-tuning accuracies: each condition has one seed and the finetune "
+                    "stage logs no interval; run the grid with several seeds for error bars.")
+    for _, row in judged.iterrows():
+        said.append(f"{row['method']} {_percent_of_neurons(row['sparsity'])} on {row['task']} "
+                    f"({row['base_model']}): recovered {_interval_points(row, 'gain')} over {int(row['n_seeds'])} "
+                    f"seeds, {noise.verdict(row[noise.low('gain')], row[noise.high('gain')])}.")
+    for (model, task), group in table.groupby(["base_model", "task"], dropna=False):
+        dense = group[group["method"] == DENSE]
+        for _, row in group[group["method"] != DENSE].iterrows():
+            if dense.empty:
+                break
+            ref = dense.iloc[0]
+            diff = noise.difference(*[(r["best_acc"], r[noise.low("best_acc")], r[noise.high("best_acc")])
+                                      for r in (row, ref)])
+            if _missing(diff[1]):
+                continue
+            said.append(f"{row['method']} {_percent_of_neurons(row['sparsity'])} vs dense on {task} ({model}): best "
+                        f"accuracy {100 * diff[0]:+.1f} pts [{100 * diff[1]:+.1f}, {100 * diff[2]:+.1f}], "
+                        f"{noise.verdict(diff[1], diff[2])}.")
+    return said
+
+
+def _interval_points(row, name: str) -> str:
+    return (f"{100 * row[name]:+.1f} pts [{100 * row[noise.low(name)]:+.1f}, "
+            f"{100 * row[noise.high(name)]:+.1f}]")
+
+
+def _with_interval(table: pd.DataFrame, name: str, show) -> list[str]:
+    """``show(value) [show(low), show(high)]`` per row, the value alone where there is no interval."""
+    lows = table.get(noise.low(name), pd.Series(float("nan"), index=table.index))
+    highs = table.get(noise.high(name), pd.Series(float("nan"), index=table.index))
+    return [show(v) if _missing(lo) or _missing(hi) else f"{show(v)} [{show(lo)}, {show(hi)}]"
+            for v, lo, hi in zip(table[name], lows, highs)]
 
 
 def _percent_of_neurons(sparsity: float) -> str:

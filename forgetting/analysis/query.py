@@ -7,6 +7,10 @@ analyze runs and the nested Optuna trials (no such tag) never count as stage res
 A grid run on several models (``main -P models=…``) is told apart by each checkpoint's ``base_model``,
 the spec its lineage starts from, and that model's ``parameters`` (``ModelSizes``): the figures draw
 one point, line or facet per model size.
+
+Runs that differ only by their ``seed`` parameter are one condition: the newest run of each seed counts,
+and each condition's numbers are their mean over seeds with a 95% interval over them (``noise.over_seeds``;
+one seed: the interval its run logged, where it logged one). ``seeds`` and ``n_seeds`` say which seeds.
 """
 from __future__ import annotations
 
@@ -17,15 +21,23 @@ import pandas as pd
 from mlflow.entities import Run
 
 SIZE_COLUMNS = ["base_model", "parameters"]
-FINETUNE_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "step", "task", "baseline_acc", "best_acc", "best_lr",
-                    "run_id"]
-CURVE_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "step", "heldout_loss", "run_id"]
-COST_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "tokens_per_second", "peak_rss_mb", "peak_gpu_memory_mb",
-                "run_id"]
+SEED_COLUMNS = ["n_seeds", "seeds"]
+
+
+def _with_intervals(*names: str) -> list[str]:
+    return [column for name in names for column in (name, f"{name}_ci_low", f"{name}_ci_high")]
+
+
+FINETUNE_VALUES = ["baseline_acc", "best_acc", "gain"]
+FINETUNE_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "step", "task", *SEED_COLUMNS, *_with_intervals(*FINETUNE_VALUES),
+                    "best_lr", "run_id"]
+CURVE_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", "step", *SEED_COLUMNS, *_with_intervals("heldout_loss"), "run_id"]
+COST_VALUES = ["tokens_per_second", "peak_rss_mb", "peak_gpu_memory_mb"]
+COST_COLUMNS = [*SIZE_COLUMNS, "method", "sparsity", *SEED_COLUMNS, *_with_intervals(*COST_VALUES), "run_id"]
 CHECKPOINT_COLUMNS = ["name", "version", "stage", "method", "sparsity", "step", "run_id"]
 TRIAL_COLUMNS = ["parent_run_id", "trial", "lr", "accuracy", "run_id"]
-ATTACK_COLUMNS = ["method", "sparsity", "step", "attack", "asr", "asr_plain", "task", "accuracy", "model",
-                  *SIZE_COLUMNS, "run_id"]
+ATTACK_COLUMNS = ["method", "sparsity", "step", "attack", *_with_intervals("asr", "asr_plain"), "task",
+                  *_with_intervals("accuracy"), "model", *SIZE_COLUMNS, "seed", "run_id"]
 PARAMETER_METRICS = ("parameters", "model_parameters")  # what a stage logs as its model's parameter count
 
 
@@ -158,44 +170,61 @@ def stage_runs(experiment_ids: Iterable[str], entry_point: str, study: str | Non
 
 def finetune_results(experiment_ids: Iterable[str], study: str | None = None,
                      sizes: ModelSizes | None = None) -> pd.DataFrame:
-    """One row per (base model, method, sparsity, step, task): accuracy before fine-tuning and the best of
-    the sweep."""
+    """One row per (base model, method, sparsity, step, task): accuracy before fine-tuning, the best of
+    the sweep and their difference (``gain``), each the mean over seeds with its 95% interval, and the
+    median best learning rate. The finetune stage logs no interval of its own, so one seed has none."""
     sizes = sizes or study_sizes(experiment_ids, study)
-    rows = [_size(sizes, run) | {
-                "method": run.data.params.get("method"), "sparsity": run.data.params.get("sparsity"),
-                "step": run.data.params.get("step"), "task": run.data.params.get("task"),
-                "baseline_acc": run.data.metrics.get("baseline_acc"), "best_acc": run.data.metrics.get("best_acc"),
-                "best_lr": run.data.metrics.get("best_lr"), "run_id": run.info.run_id,
-                "start_time": run.info.start_time}
-            for run in stage_runs(experiment_ids, "finetune", study)]
-    return _newest(rows, ["base_model", "method", "sparsity", "step", "task"], FINETUNE_COLUMNS)
+    rows = []
+    for run in stage_runs(experiment_ids, "finetune", study):
+        metrics = run.data.metrics
+        gain = (metrics["best_acc"] - metrics["baseline_acc"]
+                if metrics.get("best_acc") is not None and metrics.get("baseline_acc") is not None else None)
+        rows.append(_size(sizes, run) | {
+            "method": run.data.params.get("method"), "sparsity": run.data.params.get("sparsity"),
+            "step": run.data.params.get("step"), "task": run.data.params.get("task"), "seed": _seed(run),
+            "gain": gain, "best_lr": metrics.get("best_lr"), "run_id": run.info.run_id,
+            "start_time": run.info.start_time} | {name: metrics.get(name) for name in _with_intervals(*FINETUNE_VALUES[:2])})
+    key = ["base_model", "method", "sparsity", "step", "task"]
+    return _over_seeds(_newest(rows, [*key, "seed"], [*FINETUNE_COLUMNS, "seed"]), [*key, "parameters"],
+                       FINETUNE_VALUES, {"best_lr": "median"}, FINETUNE_COLUMNS, key)
 
 
 def training_curves(experiment_ids: Iterable[str], study: str | None = None,
                     sizes: ModelSizes | None = None) -> pd.DataFrame:
     """Held-out Python loss against training step, from the newest train run of each (base model, method,
-    sparsity)."""
-    latest = train_costs(experiment_ids, study, sizes)
+    sparsity, seed); several seeds: the mean per step with its 95% interval over the seeds."""
+    latest = _train_runs(experiment_ids, study, sizes)
     client = mlflow.MlflowClient()
     rows = []
     for row in latest.to_dict("records"):
         last_per_step = {}  # a resumed run may log a step twice: the later value stands
         for point in sorted(client.get_metric_history(row["run_id"], "heldout_loss"), key=lambda m: m.timestamp):
             last_per_step[point.step] = point.value
-        rows += [{name: row[name] for name in (*SIZE_COLUMNS, "method", "sparsity", "run_id")}
+        rows += [{name: row[name] for name in (*SIZE_COLUMNS, "method", "sparsity", "seed", "run_id")}
                  | {"step": step, "heldout_loss": value} for step, value in sorted(last_per_step.items())]
-    return _frame(rows, CURVE_COLUMNS)
+    key = ["base_model", "method", "sparsity", "step"]
+    return _over_seeds(_frame(rows, [*CURVE_COLUMNS, "seed"]), [*key, "parameters"], ["heldout_loss"], {},
+                       CURVE_COLUMNS, [*key[:3], "step"])
 
 
 def train_costs(experiment_ids: Iterable[str], study: str | None = None,
                 sizes: ModelSizes | None = None) -> pd.DataFrame:
-    """The newest train run of each (base model, method, sparsity): its speed and peak memory."""
+    """The speed and peak memory of the newest train run of each (base model, method, sparsity, seed),
+    averaged over seeds."""
+    key = ["base_model", "method", "sparsity"]
+    return _over_seeds(_train_runs(experiment_ids, study, sizes), [*key, "parameters"], COST_VALUES, {},
+                       COST_COLUMNS, key)
+
+
+def _train_runs(experiment_ids: Iterable[str], study: str | None, sizes: ModelSizes | None) -> pd.DataFrame:
+    """The newest train run of each (base model, method, sparsity, seed)."""
     sizes = sizes or study_sizes(experiment_ids, study)
     rows = [_size(sizes, run) | {"method": run.data.params.get("method"), "sparsity": run.data.params.get("sparsity"),
-                                 "run_id": run.info.run_id, "start_time": run.info.start_time}
-            | {name: run.data.metrics.get(name) for name in COST_COLUMNS[4:-1]}
+                                 "seed": _seed(run), "run_id": run.info.run_id, "start_time": run.info.start_time}
+            | {name: run.data.metrics.get(name) for name in COST_VALUES}
             for run in stage_runs(experiment_ids, "train", study)]
-    return _newest(rows, ["base_model", "method", "sparsity"], COST_COLUMNS)
+    return _newest(rows, ["base_model", "method", "sparsity", "seed"], [*SIZE_COLUMNS, "method", "sparsity", "seed",
+                                                                       *COST_VALUES, "run_id"])
 
 
 def checkpoint_versions(study: str) -> pd.DataFrame:
@@ -238,24 +267,24 @@ def attack_results(study: str, sizes: ModelSizes | None = None) -> pd.DataFrame:
     runs = mlflow.search_runs(search_all_experiments=True, filter_string=query,
                               order_by=["attributes.start_time DESC"], output_format="list")
     sizes = sizes or ModelSizes()
-    accuracy: dict[str, dict[str, float]] = {}
+    accuracy: dict[str, dict[str, dict]] = {}
     for run in runs:
         if "accuracy" in run.data.metrics and run.data.params.get("suite", "accuracy") == "accuracy":
             accuracy.setdefault(run.data.params.get("upstream_model"), {}).setdefault(
-                run.data.params.get("task"), run.data.metrics["accuracy"])
+                run.data.params.get("task"), {name: run.data.metrics.get(name) for name in _with_intervals("accuracy")})
     rows = []
     for run in runs:
         if "asr" not in run.data.metrics:
             continue
         params, model = run.data.params, run.data.params.get("upstream_model")
         base = {"method": params.get("method"), "sparsity": params.get("sparsity"), "step": params.get("step"),
-                "attack": params.get("attack"), "asr": run.data.metrics["asr"],
-                "asr_plain": run.data.metrics.get("asr_plain"), "model": model, "run_id": run.info.run_id,
-                "start_time": run.info.start_time} | _size(sizes, run)
-        tasks = accuracy.get(model) or {None: None}
-        rows += [base | {"task": task, "accuracy": value} for task, value in tasks.items()]
-    frame = _frame(rows, [*ATTACK_COLUMNS, "start_time"])
-    frame = frame.drop_duplicates(["model", "attack", "task"])  # runs come newest first
+                "attack": params.get("attack"), "model": model, "seed": _seed(run), "run_id": run.info.run_id,
+                "start_time": run.info.start_time} | _size(sizes, run) | {
+                    name: run.data.metrics.get(name) for name in _with_intervals("asr", "asr_plain")}
+        tasks = accuracy.get(model) or {None: {}}
+        rows += [base | {"task": task} | values for task, values in tasks.items()]
+    frame = _frame(rows, [*ATTACK_COLUMNS, "start_time"], required=("method", "sparsity", "step"))
+    frame = frame.drop_duplicates(["model", "attack", "task", "seed"])  # runs come newest first
     return frame.sort_values(["attack", "method", "sparsity", "step"], ignore_index=True)[ATTACK_COLUMNS]
 
 
@@ -265,14 +294,34 @@ def _size(sizes: ModelSizes, run: Run) -> dict:
     return {"base_model": base, "parameters": sizes.parameters(base)}
 
 
-def _frame(rows: list[dict], columns: list[str]) -> pd.DataFrame:
-    """Rows as a frame; sparsity, step and parameters (strings in MLflow) as numbers; rows without a key
-    value dropped."""
+def _seed(run: Run) -> str:
+    """The run's ``seed`` parameter ('0', the stages' default, where it logged none; '1.0' and '1' alike)."""
+    value = run.data.params.get("seed", "0")
+    try:
+        return f"{float(value):g}"
+    except ValueError:
+        return value
+
+
+def _over_seeds(frame: pd.DataFrame, by: list[str], values: list[str], keep: dict, columns: list[str],
+                order: list[str]) -> pd.DataFrame:
+    """``noise.over_seeds`` of ``frame`` with ``columns`` in order, sorted by ``order`` and typed as ``_frame`` types."""
+    from forgetting.analysis.noise import over_seeds
+
+    frame = over_seeds(frame, by, values, keep)
+    frame = _frame(frame.to_dict("records"), columns) if len(frame) else pd.DataFrame(columns=columns)
+    return frame.sort_values(order, ignore_index=True)[columns]
+
+
+def _frame(rows: list[dict], columns: list[str],
+           required: tuple[str, ...] = ("method", "sparsity", "step", "task")) -> pd.DataFrame:
+    """Rows as a frame; sparsity, step and parameters (strings in MLflow) as numbers; rows without a
+    ``required`` value dropped."""
     frame = pd.DataFrame(rows, columns=list(dict.fromkeys([*columns, *(rows[0] if rows else [])])))
     for column in ("sparsity", "step", "parameters"):
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
-    frame = frame.dropna(subset=[c for c in ("method", "sparsity", "step", "task") if c in frame])
+    frame = frame.dropna(subset=[c for c in required if c in frame])
     if "step" in frame:
         frame["step"] = frame["step"].astype(int)
     return frame.reset_index(drop=True)

@@ -40,11 +40,13 @@ def analyze_study(config) -> Path:
     versions = query.checkpoint_versions(config.study)
     if config.study in STUDY_ANALYSES:
         analysis = importlib.import_module(STUDY_ANALYSES[config.study])
-        frames, drawn, counts, notes = analysis.collect(config.study)
-        table, intro = frames[analysis.TABLE], analysis.INTRO
+        frames, drawn, counts, notes, *said = analysis.collect(config.study)
+        tables = (analysis.display_tables(frames) if hasattr(analysis, "display_tables")
+                  else {analysis.INTRO[1]: frames[analysis.TABLE]})
+        intro, said = analysis.INTRO, said[0] if said else []
     else:
-        frames, drawn, counts, notes = _unlearning(experiments, config.study, versions)
-        table, intro = figures.formatted_table(frames["results_table"]), UNLEARNING_INTRO
+        frames, drawn, counts, notes, said = _unlearning(experiments, config.study, versions)
+        tables, intro = {UNLEARNING_INTRO[1]: figures.formatted_table(frames["results_table"])}, UNLEARNING_INTRO
     counts["n_checkpoints"] = len(versions)
     if versions.empty:
         notes.append(f"No model versions tagged study={config.study!r} in the registry.")
@@ -57,7 +59,7 @@ def analyze_study(config) -> Path:
         mlflow.log_text(frame.to_csv(index=False), f"data/{name}.csv")
     mlflow.log_metrics(counts)
 
-    page = render_report(config.study, run.info.run_id, counts, table, versions, drawn, notes, intro)
+    page = render_report(config.study, run.info.run_id, counts, tables, versions, drawn, notes, intro, said)
     path = report_path(config.study, config.output)
     path.parent.mkdir(parents=True, exist_ok=True)
     partial = path.with_name(path.name + ".partial")
@@ -73,7 +75,7 @@ def _unlearning(experiments: list[str], study: str, versions: pd.DataFrame):
     results = query.finetune_results(experiments, study, sizes)
     curves = query.training_curves(experiments, study, sizes)
     costs = query.train_costs(experiments, study, sizes)
-    sweeps = query.trials(experiments, results["run_id"])
+    sweeps = query.trials(experiments, [run for runs in results["run_id"] for run in str(runs).split(",")])
     attacks = query.attack_results(study, sizes)
     table = figures.results_table(results)
     drawn = {"results_table": figures.table_figure(table),
@@ -88,7 +90,7 @@ def _unlearning(experiments: list[str], study: str, versions: pd.DataFrame):
               "train_costs": costs, "trials": sweeps, "attacks": attacks}
     counts = {"n_finetune_runs": len(results), "n_train_runs": curves["run_id"].nunique(),
               "n_trials": len(sweeps), "n_attack_runs": attacks["run_id"].nunique()}
-    return frames, drawn, counts, missing_notes(study, results, curves)
+    return frames, drawn, counts, missing_notes(study, results, curves), figures.noise_findings(table)
 
 
 def missing_notes(study: str, results: pd.DataFrame, curves: pd.DataFrame) -> list[str]:
@@ -102,9 +104,11 @@ def missing_notes(study: str, results: pd.DataFrame, curves: pd.DataFrame) -> li
     return notes
 
 
-def render_report(study: str, run_id: str, counts: dict, table: pd.DataFrame, versions: pd.DataFrame,
-                  drawn: dict, notes: list[str], intro: tuple[str, str]) -> str:
-    """One self-contained page: plotly.js is embedded with the first figure and reused by the others."""
+def render_report(study: str, run_id: str, counts: dict, tables: dict[str, pd.DataFrame], versions: pd.DataFrame,
+                  drawn: dict, notes: list[str], intro: tuple[str, str], said: list[str] = ()) -> str:
+    """One self-contained page: plotly.js is embedded with the first figure and reused by the others.
+    ``tables`` are display tables by heading (intervals already written into their cells), ``said`` what
+    the intervals say in words (which differences are within noise)."""
     parts = [f"<h1>{html.escape(study)} study</h1>",
              f"<p>tracking store <code>{html.escape(public_uri(tracking_uri()))}</code> · analyze run "
              f"<code>{run_id}</code> · {datetime.now(timezone.utc):%Y-%m-%d %H:%M UTC}</p>",
@@ -112,8 +116,12 @@ def render_report(study: str, run_id: str, counts: dict, table: pd.DataFrame, ve
                                 for k, v in counts.items()) + "</p>",
              f"<p>{intro[0]}</p>"]
     parts += [f'<p class="missing">{html.escape(note)}</p>' for note in notes]
-    if not table.empty:
-        parts += [f"<h2>{intro[1]}</h2>", table.to_html(index=False, classes="results", border=0)]
+    if said:
+        parts += ["<h2>Within or beyond noise</h2>",
+                  "<ul>" + "".join(f"<li>{html.escape(line)}</li>" for line in said) + "</ul>"]
+    for heading, table in tables.items():
+        if not table.empty:
+            parts += [f"<h2>{html.escape(heading)}</h2>", table.to_html(index=False, classes="results", border=0)]
     for position, figure in enumerate(drawn.values()):
         parts.append(figure.to_html(full_html=False, include_plotlyjs=position == 0))
     if not versions.empty:

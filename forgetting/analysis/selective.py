@@ -12,7 +12,8 @@ import plotly.express as px
 import plotly.graph_objects as go
 
 EVALUATION_COLUMNS = ["source_stage", "method", "granularity", "sparsity", "sparse", "accuracy", "f1",
-                      "active_parameters", "parameter_mb", "seconds_per_example", "peak_memory_mb", "model", "run_id"]
+                      "active_parameters", "parameter_mb", "seconds_per_example", "peak_memory_mb",
+                      "accuracy_ci_low", "accuracy_ci_high", "model", "run_id"]
 PRUNE_COLUMNS = ["method", "granularity", "sparsity", "before_accuracy", "pruned_accuracy", "recovered_accuracy",
                  "recovery_steps", "run_id"]
 TABLE = "classifier_evaluations"
@@ -59,8 +60,11 @@ def accuracy_vs_figure(evaluations: pd.DataFrame, x: str, title: str) -> go.Figu
     frame = evaluations.dropna(subset=[x, "accuracy"])
     if frame.empty:
         return None
+    from forgetting.analysis import noise
+
     figure = px.scatter(frame, x=x, y="accuracy", color="method", symbol="source_stage",
-                        hover_data=["granularity", "sparsity", "sparse", "model", "run_id"], labels=LABELS, title=title)
+                        hover_data=["granularity", "sparsity", "sparse", "model", "run_id"], labels=LABELS,
+                        title=f"{title} (95% intervals)", **noise.y_errors(frame, "accuracy"))
     figure.update_traces(marker_size=11)
     figure.update_yaxes(tickformat=".0%")
     return figure

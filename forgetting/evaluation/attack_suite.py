@@ -1,7 +1,8 @@
 """The ``attacks`` evaluation suite: attack success rate of GCG or AutoDAN on one checkpoint.
 
-Logged in the active run: ``asr`` (replies the refusal classifier does not flag, with the attack),
-``asr_plain`` (the same for the plain requests), ``loss_before``/``loss_after`` (mean target loss
+Logged in the active run: ``asr`` (replies the reported refusal judge, ``judge``, does not flag, with
+the attack), ``asr_plain`` (the same for the plain requests), ``<judge>_asr``/``<judge>_asr_plain`` by
+every judge, ``loss_before``/``loss_after`` (mean target loss
 at the starting point and with the attack) and ``n_behaviours``; the per-behaviour table
 ``attacks/<attack>.json`` carries the control found, so ``transfer_from`` can score a universal
 suffix found on one checkpoint on another.
@@ -12,6 +13,7 @@ import mlflow
 
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.evaluation.intervals import mean, rate
+from forgetting.evaluation.judges import JUDGE_NAMES
 
 BEHAVIOUR_TASKS = ("harmbench", "advbench")
 
@@ -23,7 +25,7 @@ def check_attacks(config) -> None:
 
     check_choice("attack", config.attack, ATTACKS.names())
     check_choice("behaviours", config.behaviours, BEHAVIOUR_TASKS)
-    check_task(config.behaviours, config.split)
+    check_task(config.behaviours, config.split, source=config.source)
     for name in ("steps", "suffix_length", "top_k", "attack_batch", "generations", "population", "max_new_tokens"):
         check_range(name, getattr(config, name), 1)
     if config.transfer_from and config.attack != "gcg-universal":
@@ -52,7 +54,8 @@ def evaluate_attacks(config) -> dict[str, float]:
     from forgetting.device import autocast
 
     transfer = transferred_suffix(config.transfer_from) if config.transfer_from else ""
-    rows = load_task(config.behaviours, config.split, seed=config.seed, limit=config.limit or None)
+    rows = load_task(config.behaviours, config.split, seed=config.seed, limit=config.limit or None,
+                     source=config.source)
     log_dataset(rows, config.behaviours, config.split)
     model, tokenizer = load_model(config.model)
     model.eval().requires_grad_(False)
@@ -62,8 +65,11 @@ def evaluate_attacks(config) -> dict[str, float]:
         results = ATTACKS.get(config.attack)(model, tokenizer, behaviours_from(rows), search,
                                              max_new_tokens=config.max_new_tokens, transfer=transfer)
     n = len(results)
-    metrics = {**rate("asr", sum(r["success"] for r in results), n),
-               **rate("asr_plain", sum(not r["refused_plain"] for r in results), n),
+    by_judge = {key: value for name in JUDGE_NAMES for key, value in
+                {**rate(f"{name}_asr", sum(r[f"success_{name}"] for r in results), n),
+                 **rate(f"{name}_asr_plain", sum(not r[f"refused_plain_{name}"] for r in results), n)}.items()}
+    metrics = {**rate("asr", sum(r[f"success_{config.judge}"] for r in results), n),
+               **rate("asr_plain", sum(not r[f"refused_plain_{config.judge}"] for r in results), n), **by_judge,
                **mean("loss_before", [r["loss_before"] for r in results]),
                **mean("loss_after", [r["loss_after"] for r in results]),
                **rate("lowered_fraction", sum(r["loss_after"] < r["loss_before"] for r in results), n),

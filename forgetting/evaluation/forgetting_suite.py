@@ -6,8 +6,10 @@ Each benchmark's rows (the project's real, seeded ``split``) are written as an o
 generative ones (GSM8K, NQ, TriviaQA, MATH) generate greedily through lm-eval and each response is
 scored by the project's answer matcher (the same rule as the domain rewards). lm-eval runs its HF
 backend on the device policy's device, or its vLLM backend with ``engine=vllm``. ``log_samples`` gives
-the per-example correctness. With ``reference`` set, the reference's per-example results come from
-its own FINISHED forgetting-suite run with the same benchmarks, split, limit and seed when one
+the per-example correctness. Code tasks (HumanEval, MBPP) are scored as the accuracy suite scores them:
+pass@1 of one greedy completion per problem (``engine``: transformers or vLLM), each program run against
+the task's tests in the sandbox (``forgetting.evaluation.code``), so model-written programs run only
+there. With ``reference`` set, the reference's per-example results come from its own FINISHED forgetting-suite run with the same benchmarks, split, limit and seed when one
 exists (so a start model is scored once for all its post-trained descendants), else are scored in
 this run; the transition table and counts are logged (``forgetting.evaluation.transitions``).
 """
@@ -23,6 +25,7 @@ import pandas as pd
 from forgetting.errors import check_choice
 
 GENERATIVE_STOP = ["\n\nQuestion:", "\nQuestion:", "<|im_end|>", "<|endoftext|>"]
+SCORED_KINDS = ("multiple_choice", "generative", "code")
 EXAMPLES_ARTIFACT = "forgetting/examples.json"
 
 
@@ -33,13 +36,13 @@ def benchmark_names(config) -> list[str]:
 def check_forgetting(config) -> None:
     from forgetting.data import check_task, task_kind, task_names
 
-    scorable = [t for t in task_names() if task_kind(t) in ("multiple_choice", "generative")]
+    scorable = [t for t in task_names() if task_kind(t) in SCORED_KINDS]
     names = benchmark_names(config)
     if not names:
         check_choice("benchmarks", config.benchmarks, scorable)
     for name in names:
         check_choice("benchmarks", name, scorable)
-        check_task(name, config.split)
+        check_task(name, config.split, source=config.source)
     if config.reference:
         from forgetting.models import resolve_model
 
@@ -68,16 +71,19 @@ def score_benchmarks(model_dir: str, config) -> pd.DataFrame:
     from forgetting.evaluation.generative import is_correct
     from forgetting.evaluation.lm_eval_bridge import run_lm_eval, write_multiple_choice_task
 
-    rows_by_task, tasks = {}, {}
+    rows_by_task, tasks, records = {}, {}, []
     with tempfile.TemporaryDirectory() as directory:
         for name in benchmark_names(config):
-            rows = list(load_task(name, config.split, seed=config.seed, limit=config.limit or None))
+            rows = list(load_task(name, config.split, seed=config.seed, limit=config.limit or None,
+                                  source=config.source))
             rows_by_task[name] = {row["id"]: row for row in rows}
+            if task_kind(name) == "code":
+                records += score_code_benchmark(model_dir, name, rows, config)
+                continue
             tasks[name] = (write_multiple_choice_task(name, rows, directory) if task_kind(name) == "multiple_choice"
                            else write_generative_task(name, rows, Path(directory), config.max_new_tokens))
         output = run_lm_eval(model_dir, directory, list(tasks.values()), config.batch_size, log_samples=True,
-                             engine=config.engine, precision=config.precision)
-    records = []
+                             engine=config.engine, precision=config.precision) if tasks else {"samples": {}}
     for name, task_name in tasks.items():
         for sample in output["samples"][task_name]:
             doc_id = str(sample["doc"]["id"])
@@ -89,6 +95,23 @@ def score_benchmarks(model_dir: str, config) -> pd.DataFrame:
                 correct, _ = is_correct(name, response, rows_by_task[name][doc_id])
                 records.append({"benchmark": name, "id": doc_id, "correct": bool(correct), "response": response})
     return pd.DataFrame(records, columns=["benchmark", "id", "correct", "response"])
+
+
+def score_code_benchmark(model_dir: str, name: str, rows: list[dict], config) -> list[dict]:
+    """Per-problem pass@1 records of a code task: one greedy completion each (``config.engine``), run against
+    the problem's tests in the sandbox."""
+    from dataclasses import replace
+
+    from forgetting.evaluation.accuracy import greedy_engine_of, load_scorer
+    from forgetting.evaluation.code import score_code
+
+    scorer = replace(config, model=model_dir)
+    model, tokenizer = load_scorer(scorer, "code")
+    results, _ = score_code(model, tokenizer, rows, config.max_new_tokens, config.batch_size, config.precision,
+                            engine=greedy_engine_of(scorer, model, tokenizer))
+    del model
+    return [{"benchmark": name, "id": str(result["id"]), "correct": bool(result["correct"]),
+             "response": result["completion"]} for result in results]
 
 
 def reference_examples(config) -> pd.DataFrame | None:
@@ -106,7 +129,7 @@ def reference_examples(config) -> pd.DataFrame | None:
         params = run.data.params
         # `mlflow run` logs an empty -P default shell-quoted, as ''; runs from before `engine` used hf.
         if params.get("reference") in ("", "''") and params.get("engine", "hf") == wanted.engine and all(
-                params.get(k) == str(getattr(wanted, k)) for k in ("benchmarks", "split", "limit", "seed")):
+                params.get(k) == str(getattr(wanted, k)) for k in ("benchmarks", "split", "limit", "seed", "source")):
             table = logged_table(run.info.run_id, EXAMPLES_ARTIFACT)
             return table.astype({"id": str, "correct": bool})[["benchmark", "id", "correct", "response"]]
     return None

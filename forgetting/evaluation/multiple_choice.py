@@ -19,7 +19,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from forgetting.device import autocast, on_device
+from forgetting.device import autocast, full_precision, on_device
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -71,38 +71,47 @@ def question_logprobs(model, tokenizer, questions: list[tuple[str, list[str]]], 
     decoder, head = model.get_decoder(), model.get_output_embeddings()
     softcap = getattr(model.config, "final_logit_softcapping", None)
     scores, tokens = [None] * len(packed), 0
-    for start in tqdm(range(0, len(order), batch_size), desc="log-likelihood", unit="batch", leave=False):
-        batch = [packed[i] for i in order[start:start + batch_size]]
-        lengths = [len(item["tokens"]) for item in batch]
-        width = max(lengths)
-        ids = torch.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=torch.long)
-        positions = torch.zeros_like(ids)
-        segments = torch.full_like(ids, -1)
-        for row, item in enumerate(batch):
-            ids[row, :lengths[row]] = torch.tensor(item["tokens"])
-            positions[row, :lengths[row]] = torch.tensor(item["positions"])
-            segments[row, :lengths[row]] = torch.tensor(item["segments"])
-        # filled row by row on the CPU, then one copy each to the model's device
-        ids, positions, segments = (on_device(t, model.device) for t in (ids, positions, segments))
-        with autocast(precision, model.device):
-            hidden = decoder(input_ids=ids, position_ids=positions,
-                             attention_mask=_block_mask(segments, lengths)).last_hidden_state
-        rows = [row for row, item in enumerate(batch) for predictors, _ in item["scored"] for _ in predictors]
-        columns = [p for item in batch for predictors, _ in item["scored"] for p in predictors]
-        targets = torch.tensor([t for item in batch for _, choice in item["scored"] for t in choice],
-                               device=model.device)
+    with autocast(precision, model.device):  # one context for every batch: the weights are cast once
+        for start in tqdm(range(0, len(order), batch_size), desc="log-likelihood", unit="batch", leave=False):
+            tokens += _score_batch(model, tokenizer, decoder, head, softcap, precision,
+                                   [packed[i] for i in order[start:start + batch_size]],
+                                   order[start:start + batch_size], scores)
+    return scores, tokens
+
+
+def _score_batch(model, tokenizer, decoder, head, softcap, precision: str, batch: list[dict], indices: list[int],
+                 scores) -> int:
+    """Fill ``scores[i]`` for the batch's questions (``indices``); returns the tokens processed. The head
+    runs in fp32 with autocast off, as the log-softmax over the whole vocabulary needs."""
+    lengths = [len(item["tokens"]) for item in batch]
+    width = max(lengths)
+    ids = torch.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=torch.long)
+    positions = torch.zeros_like(ids)
+    segments = torch.full_like(ids, -1)
+    for row, item in enumerate(batch):
+        ids[row, :lengths[row]] = torch.tensor(item["tokens"])
+        positions[row, :lengths[row]] = torch.tensor(item["positions"])
+        segments[row, :lengths[row]] = torch.tensor(item["segments"])
+    # filled row by row on the CPU, then one copy each to the model's device
+    ids, positions, segments = (on_device(t, model.device) for t in (ids, positions, segments))
+    hidden = decoder(input_ids=ids, position_ids=positions,
+                     attention_mask=_block_mask(segments, lengths)).last_hidden_state
+    rows = [row for row, item in enumerate(batch) for predictors, _ in item["scored"] for _ in predictors]
+    columns = [p for item in batch for predictors, _ in item["scored"] for p in predictors]
+    targets = torch.tensor([t for item in batch for _, choice in item["scored"] for t in choice],
+                           device=model.device)
+    with full_precision(precision, model.device):
         logits = head(hidden[rows, columns].float())  # one head call: it reads the whole vocabulary
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap
         token_scores = logits.log_softmax(-1).gather(-1, targets[:, None]).squeeze(-1).tolist()
-        cursor = 0
-        for item, index in zip(batch, order[start:start + batch_size]):
-            scores[index] = []
-            for _, choice in item["scored"]:
-                scores[index].append(sum(token_scores[cursor:cursor + len(choice)]))
-                cursor += len(choice)
-        tokens += sum(lengths)
-    return scores, tokens
+    cursor = 0
+    for item, index in zip(batch, indices):
+        scores[index] = []
+        for _, choice in item["scored"]:
+            scores[index].append(sum(token_scores[cursor:cursor + len(choice)]))
+            cursor += len(choice)
+    return sum(lengths)
 
 
 def normalised_prediction(scores: list[float], choices: list[str]) -> int:

@@ -29,7 +29,7 @@ def check_policy(config) -> None:
     if task_kind(config.calibration_task) != "multiple_choice":
         raise UsageError(f"calibration_task={config.calibration_task!r} is not a multiple-choice task")
     for task in (config.generation_task, config.calibration_task):
-        check_task(task, config.split)
+        check_task(task, config.split, source=config.source)
     if config.samples < 2:
         raise UsageError(f"samples={config.samples} must be at least 2 (Self-BLEU compares replies to one prompt)")
     if not config.temperature > 0:
@@ -77,7 +77,8 @@ def sampled_replies(config) -> tuple[list[dict], list[list[str]]]:
     from forgetting.evaluation.generation import STOP_STRINGS
     from forgetting.models import resolve_model
 
-    rows = load_task(config.generation_task, config.split, seed=config.seed, limit=config.limit or None)
+    rows = load_task(config.generation_task, config.split, seed=config.seed, limit=config.limit or None,
+                     source=config.source)
     groups, _ = ENGINES.get(config.engine)(resolve_model(config.model), [row["prompt"] for row in rows],
                                            config.samples, config.temperature, config.max_new_tokens, STOP_STRINGS,
                                            config.seed, config.batch_size, config.precision)
@@ -96,7 +97,8 @@ def evaluate_policy(config) -> dict[str, float]:
     lengths = [[len(tokenizer(reply, add_special_tokens=False)["input_ids"]) for reply in group] for group in groups]
     flat_lengths = np.concatenate(lengths)
     replies = [reply for group in groups for reply in group]
-    questions = load_task(config.calibration_task, config.split, seed=config.seed, limit=config.limit or None)
+    questions = load_task(config.calibration_task, config.split, seed=config.seed, limit=config.limit or None,
+                          source=config.source)
     results, _ = score_multiple_choice(model, tokenizer, questions, config.batch_size, config.precision)
     metrics = {"self_bleu": self_bleu(groups), "distinct_1": distinct_n(replies, 1), "distinct_2": distinct_n(replies, 2),
                "length_mean": float(flat_lengths.mean()), "length_median": float(np.median(flat_lengths)),

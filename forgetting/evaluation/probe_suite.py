@@ -3,7 +3,9 @@
 Logged in the active run: the metrics ``probe_accuracy``, ``probe_control_accuracy`` and
 ``probe_selectivity`` with the layer as the step (so the MLflow UI draws them against depth), the
 summary ``best_selectivity``/``best_layer``, the table ``probes/layers.json`` and the figure
-``probes/layers.html``.
+``probes/layers.html``. Each accuracy is a rate over the ``n_probe_statements`` held-out statements and comes
+with its Wilson 95% interval (``probe_accuracy_ci_low``/``_ci_high`` per layer, ``best_layer_accuracy_ci_*``),
+so the forgetting analysis can say whether a post-trained model's probes lost accuracy beyond noise.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ def evaluate_probes(config) -> dict[str, float]:
     import plotly.express as px
 
     from forgetting.data import load_task, log_dataset
+    from forgetting.evaluation.intervals import rate
     from forgetting.evaluation.probes import fact_statements, probe_layers
     from forgetting.models import load_model
 
@@ -23,14 +26,17 @@ def evaluate_probes(config) -> dict[str, float]:
     log_dataset(facts, "facts", "all")
     model, tokenizer = load_model(config.model)
     model.eval()
-    layers = probe_layers(model, tokenizer, fact_statements(list(facts), config.seed), config.batch_size,
-                          config.precision, config.probe_c, config.seed)
+    statements = fact_statements(list(facts), config.seed)
+    n = int(statements.held_out.sum())
+    layers = probe_layers(model, tokenizer, statements, config.batch_size, config.precision, config.probe_c, config.seed)
     for row in layers:
-        mlflow.log_metrics({"probe_accuracy": row["accuracy"], "probe_control_accuracy": row["control_accuracy"],
+        mlflow.log_metrics({**rate("probe_accuracy", round(row["accuracy"] * n), n),
+                            "probe_control_accuracy": row["control_accuracy"],
                             "probe_selectivity": row["selectivity"]}, step=row["layer"])
     best = max(layers, key=lambda row: row["selectivity"])
     metrics = {"best_selectivity": best["selectivity"], "best_layer": best["layer"],
-               "best_layer_accuracy": best["accuracy"], "n_layers": len(layers)}
+               **rate("best_layer_accuracy", round(best["accuracy"] * n), n), "n_layers": len(layers),
+               "n_probe_statements": n}
     mlflow.log_metrics(metrics)
     frame = pd.DataFrame(layers)
     mlflow.log_table(frame, artifact_file="probes/layers.json")

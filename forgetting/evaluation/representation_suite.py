@@ -104,8 +104,9 @@ def evaluate_representation(config) -> dict[str, float]:
     from forgetting.models import load_model
 
     limit = config.limit or None
-    harmful = [row["prompt"] for row in load_task(config.behaviours, config.split, seed=config.seed, limit=limit)]
-    benign = [row["prompt"] for row in benign_requests(config.split, config.seed, limit)]
+    harmful = [row["prompt"] for row in load_task(config.behaviours, config.split, seed=config.seed, limit=limit,
+                                                         source=config.source)]
+    benign = [row["prompt"] for row in benign_requests(config.split, config.seed, limit, config.source)]
     model, tokenizer = load_model(config.model)
     reference, reference_tokenizer = load_model(config.reference)
     states = {}

@@ -40,19 +40,18 @@ ALL_SUITES = ("forgetting", "safety", "policy", "representation")
 COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "device", "seed")
 SUITE_FIELDS = {
     "accuracy": ("task", "split", "limit", "source", "max_new_tokens", "prompt_format", "engine"),
-    "attacks": ("attack", "behaviours", "split", "limit", "max_new_tokens", "steps", "suffix_length", "top_k",
-                "attack_batch", "generations", "population", "transfer_from"),
+    "attacks": ("attack", "behaviours", "judge", "split", "limit", "source", "max_new_tokens", "steps",
+                "suffix_length", "top_k", "attack_batch", "generations", "population", "transfer_from"),
     "probes": ("probe_c",),
     "classification": ("task", "split", "limit", "source", "sparse"),
     "forgetting": ("benchmarks", "reference", "split", "limit", "source", "max_new_tokens", "engine"),
-    "safety": ("behaviours", "split", "limit", "source", "max_new_tokens"),
+    "safety": ("behaviours", "judge", "split", "limit", "source", "max_new_tokens"),
     "policy": ("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "source",
                "max_new_tokens", "engine"),
-    "representation": ("reference", "behaviours", "split", "limit"),
+    "representation": ("reference", "behaviours", "split", "limit", "source"),
 }
-HUB_SUITES = ("accuracy", "classification")
-"""Suites that load their task with ``source``; the others take only ``source=offline`` until their
-``load_task`` calls pass it (forgetting, safety and policy already have it in their cache key)."""
+HUB_SUITES = ("accuracy", "attacks", "classification", "forgetting", "safety", "policy", "representation")
+"""Suites that load their data with ``source`` (``source`` is in each one's cache key)."""
 
 
 @dataclass(frozen=True)
@@ -80,6 +79,9 @@ class EvaluateConfig:
     attack: str = field(default="gcg", metadata={"help": "attacks: gcg (a suffix per behaviour), gcg-universal, autodan"})
     behaviours: str = field(default="harmbench", metadata={
         "help": "attacks, safety, representation: harmbench or advbench"})
+    judge: str = field(default="garak_mitigation", metadata={
+        "help": "safety, attacks: the judge whose refusal rate (attack success) is reported: garak_mitigation or garak_prefixes (every judge "
+                "is logged; keyword selects the safety training data, so it never reports)"})
     steps: int = field(default=20, metadata={"help": "GCG steps"})
     suffix_length: int = field(default=20, metadata={"help": "GCG suffix tokens"})
     top_k: int = field(default=256, metadata={"help": "GCG candidate tokens per position"})
@@ -89,8 +91,9 @@ class EvaluateConfig:
     transfer_from: str = field(default="", metadata={
         "help": "gcg-universal: score the suffix found by this earlier attacks run instead of searching"})
     probe_c: float = field(default=1e-3, metadata={"help": "probes: inverse L2 strength of the logistic probes"})
-    benchmarks: str = field(default="arc_easy,arc_challenge,mmlu,hellaswag,boolq,gsm8k,naturalqs", metadata={
-        "help": "forgetting: comma-separated multiple-choice and generative tasks"})
+    benchmarks: str = field(default="arc_easy,arc_challenge,mmlu,hellaswag,boolq,gsm8k,naturalqs,humaneval", metadata={
+        "help": "forgetting: comma-separated multiple-choice, generative and code tasks (code: pass@1, tests run "
+                "in the sandbox)"})
     reference: str = field(default="", metadata={
         "help": "forgetting, representation: the start of post-training to compare with ('' = none)"})
     generation_task: str = field(default="gsm8k", metadata={"help": "policy: prompts whose sampled replies are measured"})
@@ -118,6 +121,9 @@ class EvaluateConfig:
             from forgetting.evaluation.attack_suite import check_attacks
 
             check_attacks(self)
+            from forgetting.evaluation.judges import check_report_judge
+
+            check_report_judge(self.judge)
         elif self.suite == "classification":
             from forgetting.evaluation.classification import check_classification
 
@@ -152,7 +158,11 @@ class EvaluateConfig:
         check_range("max_new_tokens", self.max_new_tokens, 1)
         if "safety" in suites or "representation" in suites:
             check_choice("behaviours", self.behaviours, ("harmbench", "advbench"))
-            check_task(self.behaviours, self.split)
+            check_task(self.behaviours, self.split, source=self.source)
+        if "safety" in suites:
+            from forgetting.evaluation.judges import check_report_judge
+
+            check_report_judge(self.judge)
         checks = {"forgetting": check_forgetting, "policy": check_policy, "representation": check_representation}
         for suite in suites:
             checks.get(suite, lambda config: None)(self)

@@ -15,7 +15,8 @@ POSTTRAIN_METHODS.register("off-rl", "forgetting.posttrain.trl_methods:offline_r
 POSTTRAIN_METHODS.register("self", "forgetting.posttrain.trl_methods:self_play")
 POSTTRAIN_METHODS.register("on-rl", "forgetting.posttrain.trl_methods:online_rl")
 POSTTRAIN_METHODS.register("pi", "forgetting.posttrain.pi_distill:pi_distill")
+POSTTRAIN_METHODS.register("sdft", "forgetting.posttrain.sdft:self_distillation")
 
 # Which collect artifact a method trains on ('' = none: it builds its data from the domain itself).
 COLLECTED_DATA = {"gt-sft": "", "sf-sft": "sft", "cf-sft": "sft", "off-rl": "preferences", "self": "",
-                  "on-rl": "", "pi": ""}
+                  "on-rl": "", "pi": "", "sdft": ""}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from forgetting.errors import UsageError
 from forgetting.posttrain import COLLECTED_DATA
 
-ALL_METHODS = ("gt-sft", "sf-sft", "cf-sft", "self", "on-rl", "off-rl", "pi")
+ALL_METHODS = ("gt-sft", "sf-sft", "cf-sft", "self", "on-rl", "off-rl", "pi", "sdft")
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,24 @@
-"""π-Distill: one set of weights is both a teacher that sees privileged information (the reference
-solution, in context) and a student that does not; no TRL trainer trains one model in two roles,
-so this is a small loop of our own.
+"""π-Distill (Penaloza et al. 2026, arXiv 2602.04942): one set of weights is both a teacher that sees
+privileged information (here: the domain's reference solution, in context) and a student that does
+not, trained jointly. TRL has a self-distillation trainer (``sdft``, which this project also runs),
+but not this joint objective, so this is a small loop of our own.
 
-Each step, on a batch of prompts:
+Each step, on ``batch_size // num_generations`` prompts (``batch_size`` sequences, shared out over
+data-parallel processes):
 
-- teacher loss: cross-entropy of the reference completion given ``hint + prompt``;
-- distillation: the student samples a response to the plain prompt, and the reverse KL
-  ``KL(student(· | prompt, y<t) ‖ teacher(· | hint + prompt, y<t))`` over the vocabulary at every
-  response token pulls the student towards what the teacher would say. The teacher side of the KL
-  is detached: the student moves towards the teacher, not the teacher towards the student.
+- the **teacher** samples ``num_generations`` responses to ``hint + prompt`` and the domain's
+  verifiable reward scores them; the advantage is the reward minus its group mean;
+- **teacher objective** (on its own samples): policy gradient ``−A · log π_T(y)`` plus
+  ``pi_beta · KL(π_T ‖ sg[π_S])``, the teacher kept close to what the student can learn;
+- **student objective** (on the teacher's samples, so off-policy): the importance-weighted policy
+  gradient ``−min(π_S/sg[π_T], 2) · A`` per token plus ``pi_beta · KL(sg[π_T] ‖ π_S)``;
+- loss = ``pi_alpha`` · teacher + (1 − ``pi_alpha``) · student. The paper's joint setting
+  ``pi_alpha=0.5`` is the default; 1 trains the teacher only, 0 the student only.
 
-loss = teacher CE + ``kl_coef`` · reverse KL; both terms and the total are logged per step (by rank 0).
-Sampling and both losses run on the model's device, under ``autocast`` of ``config.precision`` there.
+KLs are over the whole vocabulary at every response token (exact, not sampled). Logged per step by
+rank 0: ``loss``, ``teacher_loss``, ``student_loss``, ``student_teacher_kl`` (KL(π_S ‖ π_T), how far
+the deployable student is from the privileged teacher), ``teacher_student_kl`` and ``reward`` (the
+teacher's). Sampling and both losses run on the model's device under ``autocast`` of ``precision``.
 """
 from __future__ import annotations
 
@@ -27,9 +34,15 @@ from forgetting.device import autocast
 from forgetting.posttrain.trl_methods import objective_summary
 from forgetting.training.distributed import average_gradients, is_main, own_share, process_mean
 
+IMPORTANCE_CLIP = 2.0  # upper bound of the per-token π_S/π_T weight (TRL's SDFT distillation_is_clip default)
+
 
 def with_hint(prompt: str, reference: str) -> str:
+    """The teacher's context: the privileged reference, then the prompt the student sees."""
     return f"Reference solution (privileged):{reference}\n\n{prompt}"
+
+
+HINT_TEMPLATE = with_hint("{prompt}", "{privileged_context}")  # the same context for TRL's SDFT teacher
 
 
 def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_length: int, device):
@@ -51,24 +64,50 @@ def encode_pairs(tokenizer, prompts: list[str], completions: list[str], max_leng
     return input_ids.to(device), attention.to(device), completion_mask.to(device)
 
 
-def completion_log_probs(model, input_ids, attention, completion_mask) -> torch.Tensor:
-    """Log-probabilities over the vocabulary at the positions that predict completion tokens,
-    stacked in order: shape ``(completion tokens in the batch, vocab)``."""
+def completion_log_probs(model, input_ids, attention, completion_mask):
+    """``(log-probabilities over the vocabulary, sequence index, token id)`` at every completion token,
+    stacked in order: shapes ``(tokens, vocab)``, ``(tokens,)``, ``(tokens,)``."""
     logits = model(input_ids=input_ids, attention_mask=attention).logits[:, :-1].float()
-    return F.log_softmax(logits[completion_mask[:, 1:]], dim=-1)
+    predicts = completion_mask[:, 1:]
+    rows = torch.arange(input_ids.shape[0], device=input_ids.device)[:, None].expand_as(predicts)[predicts]
+    return F.log_softmax(logits[predicts], dim=-1), rows, input_ids[:, 1:][predicts]
 
 
-def reverse_kl(model, tokenizer, prompts, hinted, responses, max_length: int) -> torch.Tensor:
-    student = completion_log_probs(model, *encode_pairs(tokenizer, prompts, responses, max_length, model.device))
-    with torch.no_grad():
-        teacher = completion_log_probs(model, *encode_pairs(tokenizer, hinted, responses, max_length, model.device))
-    return (student.exp() * (student - teacher)).sum(-1).mean()
+def kl(p_log: torch.Tensor, q_log: torch.Tensor) -> torch.Tensor:
+    """KL(p ‖ q) per token over the vocabulary."""
+    return (p_log.exp() * (p_log - q_log)).sum(-1)
 
 
-def teacher_loss(model, tokenizer, hinted, references, max_length: int) -> torch.Tensor:
-    input_ids, attention, mask = encode_pairs(tokenizer, hinted, references, max_length, model.device)
-    labels = input_ids.masked_fill(~mask, -100)
-    return model(input_ids=input_ids, attention_mask=attention, labels=labels).loss
+def pi_losses(teacher_log, student_log, tokens, token_advantages, alpha: float, beta: float) -> dict:
+    """The π-Distill objective's terms (to minimise) from per-token vocabulary log-probabilities of the
+    teacher (privileged context) and the student (plain prompt) on the teacher's samples."""
+    teacher_token = teacher_log.gather(-1, tokens[:, None]).squeeze(-1)
+    student_token = student_log.gather(-1, tokens[:, None]).squeeze(-1)
+    ratio = torch.exp(student_token - teacher_token.detach()).clamp(max=IMPORTANCE_CLIP)
+    teacher = (-token_advantages * teacher_token + beta * kl(teacher_log, student_log.detach())).mean()
+    student = (-token_advantages * ratio + beta * kl(teacher_log.detach(), student_log)).mean()
+    return {"loss": alpha * teacher + (1 - alpha) * student, "teacher_loss": teacher, "student_loss": student,
+            "student_teacher_kl": kl(student_log, teacher_log).mean().detach(),
+            "teacher_student_kl": kl(teacher_log, student_log).mean().detach()}
+
+
+def loss_step(model, tokenizer, prompts, hinted, responses, advantages, config) -> dict:
+    """Both roles scored on the teacher's ``responses`` on the model's device, the loss backpropagated,
+    averaged over data-parallel processes and clipped (the optimizer step is the caller's); the terms
+    returned are their means over the processes."""
+    with autocast(config.precision, model.device):
+        teacher_log, rows, tokens = completion_log_probs(
+            model, *encode_pairs(tokenizer, hinted, responses, config.max_length, model.device))
+        student_log, _, student_tokens = completion_log_probs(
+            model, *encode_pairs(tokenizer, prompts, responses, config.max_length, model.device))
+        assert torch.equal(tokens, student_tokens), "the two roles must score the same response tokens"
+        token_advantages = torch.as_tensor(advantages, dtype=torch.float32, device=model.device)[rows]
+        terms = pi_losses(teacher_log, student_log, tokens, token_advantages, config.pi_alpha, config.pi_beta)
+    model.zero_grad(set_to_none=True)
+    terms["loss"].backward()
+    average_gradients(model)  # data-parallel: each process scored its share of the batch
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    return {name: process_mean(value.detach()) for name, value in terms.items()}
 
 
 @torch.no_grad()
@@ -83,42 +122,54 @@ def sample_responses(model, tokenizer, prompts: list[str], max_new_tokens: int, 
     return [cut_at_stop(text, stop_strings) for text in texts]
 
 
-def loss_step(model, tokenizer, prompts, hinted, references, responses, config):
-    """Teacher CE, reverse KL and their weighted sum on the model's device, backpropagated, averaged
-    over data-parallel processes and clipped (the optimizer step is the caller's); the terms returned
-    are their means over the processes."""
-    with autocast(config.precision, model.device):
-        ce = teacher_loss(model, tokenizer, hinted, references, config.max_length)
-        kl = reverse_kl(model, tokenizer, prompts, hinted, responses, config.max_length)
-        loss = ce + config.kl_coef * kl
-    model.zero_grad(set_to_none=True)
-    loss.backward()
-    average_gradients(model)  # data-parallel: each process scored its share of the batch
-    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-    return process_mean(ce), process_mean(kl), process_mean(loss)
+def group_advantages(rewards: list[float], groups: list[int], n_groups: int) -> list[float]:
+    """Each reward minus the mean reward of its prompt's group; a group's samples may be spread over the
+    data-parallel processes, so the group sums and counts are added up over them."""
+    from forgetting.training.distributed import world_size
+
+    sums, counts = torch.zeros(n_groups, dtype=torch.float64), torch.zeros(n_groups, dtype=torch.float64)
+    sums.index_add_(0, torch.tensor(groups), torch.tensor(rewards, dtype=torch.float64))
+    counts.index_add_(0, torch.tensor(groups), torch.ones(len(groups), dtype=torch.float64))
+    if world_size() > 1:
+        import torch.distributed as dist
+
+        for value in (sums, counts):
+            dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    means = sums / counts.clamp(min=1)
+    return [reward - means[group].item() for reward, group in zip(rewards, groups)]
 
 
 def pi_distill(model, tokenizer, data, config, work_dir: Path) -> dict:
+    from forgetting.rewards import REWARDS
     from forgetting.training.optimizer import adamw_with_warmup
 
+    score = REWARDS.get(data.domain.reward)
     optimizer, scheduler = adamw_with_warmup(model, config.lr, config.steps)
     generator = random.Random(config.seed)
     torch.manual_seed(config.seed)
-    losses = []
+    per_step = max(1, config.batch_size // config.num_generations)
+    history = []
     for step in tqdm(range(1, config.steps + 1), desc="pi-distill", unit="step"):
-        batch = own_share(generator.sample(data.rows, min(config.batch_size, len(data.rows))))
-        prompts = [row["prompt"] for row in batch]
-        references = [data.domain.reference(row) for row in batch]
-        hinted = [with_hint(prompt, reference) for prompt, reference in zip(prompts, references)]
+        batch = generator.sample(data.rows, min(per_step, len(data.rows)))
+        samples = own_share([(row, group) for group, row in enumerate(batch) for _ in range(config.num_generations)])
+        rows, groups = [row for row, _ in samples], [group for _, group in samples]
+        prompts = [row["prompt"] for row in rows]
+        hinted = [with_hint(row["prompt"], data.domain.reference(row)) for row in rows]
         model.eval()
-        responses = sample_responses(model, tokenizer, prompts, config.max_new_tokens, data.domain.stop_strings)
+        responses = sample_responses(model, tokenizer, hinted, config.max_new_tokens, data.domain.stop_strings)
         model.train()
-        ce, kl, loss = loss_step(model, tokenizer, prompts, hinted, references, responses, config)
+        rewards = [float(r) for r in score(responses, rows)]
+        terms = loss_step(model, tokenizer, prompts, hinted, responses,
+                          group_advantages(rewards, groups, len(batch)), config)
         optimizer.step()
         scheduler.step()
-        losses.append(loss.item())
+        logged = {name: value.item() for name, value in terms.items()}
+        logged["reward"] = process_mean(torch.tensor(sum(rewards) / len(rewards))).item()
+        history.append(logged)
         if is_main():
-            mlflow.log_metrics({"loss": loss.item(), "teacher_ce": ce.item(), "reverse_kl": kl.item(),
-                                "learning_rate": scheduler.get_last_lr()[0]}, step=step)
+            mlflow.log_metrics(logged | {"learning_rate": scheduler.get_last_lr()[0]}, step=step)
     model.eval()
-    return objective_summary(losses, "loss") | {"objective": "pi_loss"}
+    kl_summary = objective_summary([h["student_teacher_kl"] for h in history], "student_teacher_kl")
+    return (objective_summary([h["loss"] for h in history], "loss") | {"objective": "pi_loss"}
+            | {"student_teacher_kl_start": kl_summary["objective_start"],
+               "student_teacher_kl_end": kl_summary["objective_end"]})

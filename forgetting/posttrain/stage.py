@@ -27,12 +27,14 @@ from forgetting.training.distributed import check_batch
 STARTS = ("base", "safe")
 BACKENDS = ("local", "cluster")
 LAUNCHES = ("here", "sbatch", "dry-run")
+GROUPED = ("on-rl", "pi", "sdft")  # methods that sample num_generations responses per prompt
 
 
 @dataclass(frozen=True)
 class PosttrainConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "the start model (model spec)"})
-    method: str = field(default="gt-sft", metadata={"help": "gt-sft, sf-sft, cf-sft, self, on-rl, off-rl or pi"})
+    method: str = field(default="gt-sft", metadata={
+        "help": "gt-sft, sf-sft, cf-sft, self, on-rl, off-rl, pi or sdft"})
     domain: str = field(default="math", metadata={"help": "math, code, qa or safety (makes the safe start)"})
     start: str = field(default="base", metadata={"help": "base or safe: which start `model` is"})
     backend: str = field(default="local", metadata={"help": "local (TRL on this machine) or cluster (verl on GPUs)"})
@@ -47,10 +49,14 @@ class PosttrainConfig:
     lr: float = field(default=1e-5, metadata={"help": "learning rate"})
     batch_size: int = field(default=8, metadata={"help": "sequences per step (on-rl: completions per step)"})
     max_length: int = field(default=512, metadata={"help": "tokens per training sequence"})
-    max_new_tokens: int = field(default=256, metadata={"help": "tokens per sampled response (self, on-rl, pi)"})
+    max_new_tokens: int = field(default=256, metadata={"help": "tokens per sampled response (self, on-rl, pi, sdft)"})
     beta: float = field(default=0.1, metadata={"help": "DPO beta (off-rl, self)"})
-    kl_coef: float = field(default=0.0, metadata={"help": "on-rl: KL to the start model; pi: weight of the reverse KL"})
-    num_generations: int = field(default=4, metadata={"help": "on-rl: samples per prompt (the GRPO group)"})
+    kl_coef: float = field(default=0.0, metadata={"help": "on-rl: GRPO beta, the KL to the start model"})
+    pi_alpha: float = field(default=0.5, metadata={
+        "help": "pi: weight of the teacher objective, 1 - pi_alpha the student's (0.5: the paper's joint training)"})
+    pi_beta: float = field(default=1.0, metadata={"help": "pi: weight of the KL between teacher and student"})
+    num_generations: int = field(default=4, metadata={
+        "help": "on-rl: samples per prompt (the GRPO group); pi: teacher samples per prompt; sdft: student samples"})
     rounds: int = field(default=2, metadata={"help": "self: SPIN rounds"})
     checkpoint_every: int = field(default=25, metadata={"help": "steps between resumable checkpoints"})
     precision: str = field(default="bf16-autocast", metadata={"help": ", ".join(PRECISIONS)})
@@ -89,9 +95,11 @@ class PosttrainConfig:
         check_range("lr", self.lr, 0, low_open=True)
         check_range("beta", self.beta, 0, low_open=True)
         check_range("kl_coef", self.kl_coef, 0)
-        if self.method == "on-rl" and self.batch_size % self.num_generations:
+        check_range("pi_alpha", self.pi_alpha, 0, 1)
+        check_range("pi_beta", self.pi_beta, 0)
+        if self.method in GROUPED and self.batch_size % self.num_generations:
             raise UsageError(f"batch_size={self.batch_size} must be a multiple of num_generations="
-                             f"{self.num_generations} (on-rl scores whole groups per step)")
+                             f"{self.num_generations} ({self.method} samples whole groups per step)")
         if not COLLECTED_DATA[self.method] and self.data:
             raise UsageError(f"method={self.method!r} builds its own data; data={self.data!r} would be ignored")
 

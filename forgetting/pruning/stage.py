@@ -11,12 +11,15 @@ from dataclasses import asdict, dataclass, field
 import mlflow
 
 from forgetting.device import DEVICE_HELP, PRECISIONS
-from forgetting.errors import UsageError, check_range
+from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.pruning.tuneprune import DEFAULT_L1_LAMBDA, DEFAULT_STEPS
+from forgetting.tracking.checkpoints import CHECKPOINT_DTYPES
+from forgetting.pruning.tuneprune import BY_SPARSITY, DEFAULT_LR, DEFAULT_PENALTY_LR, DEFAULT_STEPS, resolve_lambda
 
 CLASSIFIER_FIELDS = ("task", "recovery_steps", "recovery_lr")
-LANGUAGE_MODEL_FIELDS = ("calibration_blocks", "eval_blocks", "block_size", "l1_lambda", "tuneprune_steps")
+LANGUAGE_MODEL_FIELDS = ("calibration_blocks", "eval_blocks", "block_size", "checkpoint_dtype", "l1_lambda",
+                         "tuneprune_steps",
+                         "tuneprune_lr", "tuneprune_penalty_lr")
 
 
 @dataclass(frozen=True)
@@ -31,9 +34,16 @@ class PruneConfig:
     eval_blocks: int = field(default=16, metadata={"help": "held-out Python-code blocks for the loss"})
     block_size: int = field(default=256, metadata={"help": "tokens per block"})
     batch_size: int = field(default=4, metadata={"help": "blocks per batch"})
-    l1_lambda: float = field(default=DEFAULT_L1_LAMBDA, metadata={"help": "tuneprune group-lasso weight, >= 0"})
+    l1_lambda: float = field(default=BY_SPARSITY, metadata={
+        "help": "tuneprune group-lasso weight, >= 0; -1 = by sparsity (3e-4, 5e-4, 1e-3 at 0.3, 0.63, 0.8, "
+                "log-linear between, clamped outside)"})
     tuneprune_steps: int = field(default=DEFAULT_STEPS, metadata={"help": "tuneprune training steps"})
+    tuneprune_lr: float = field(default=DEFAULT_LR, metadata={"help": "tuneprune AdamW learning rate (LM loss)"})
+    tuneprune_penalty_lr: float = field(default=DEFAULT_PENALTY_LR, metadata={
+        "help": "tuneprune proximal step on the penalty: each step shrinks every neuron's norm by this x l1_lambda"})
     precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
+    checkpoint_dtype: str = field(default="fp32", metadata={
+        "help": "dtype of the registered pruned checkpoint's weights: fp32, or bf16 (half the bytes)"})
     device: str = field(default="auto", metadata={"help": DEVICE_HELP})
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
     granularity: str = field(default="neuron", metadata={"help": "neuron (removed) or weight (zeroed; classifiers)"})
@@ -44,7 +54,8 @@ class PruneConfig:
     def method_options(self) -> dict:
         options = {"precision": self.precision} if self.method != "random" else {}
         if self.method == "tuneprune":
-            options |= {"l1_lambda": self.l1_lambda, "steps": self.tuneprune_steps}
+            options |= {"l1_lambda": resolve_lambda(self.l1_lambda, self.sparsity), "steps": self.tuneprune_steps,
+                        "lr": self.tuneprune_lr, "penalty_lr": self.tuneprune_penalty_lr}
         return options
 
     def params(self) -> dict:
@@ -71,6 +82,7 @@ class PruneConfig:
             raise UsageError(f"granularity={self.granularity!r} is for sequence classifiers (the selective study); "
                              "a language model is pruned by neuron")
         check_pruning(self.method, self.sparsity, self.scope, **self.method_options())
+        check_choice("checkpoint_dtype", self.checkpoint_dtype, CHECKPOINT_DTYPES)
         for name in ("calibration_blocks", "eval_blocks", "block_size", "batch_size"):
             check_range(name, getattr(self, name), 1)
 
@@ -106,7 +118,7 @@ def prune_model(config: PruneConfig) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as directory:
         pruned.model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, register_as=config.model_name(), alias="pruned",
+        log_checkpoint(directory, register_as=config.model_name(), alias="pruned", dtype=config.checkpoint_dtype,
                        tags={"study": "unlearning", "stage": "prune", "method": config.method,
                              "sparsity": config.sparsity, "step": 0})
     return metrics

@@ -2,8 +2,10 @@
 
 The cache key is the entry point, its parameters, the run IDs of its upstream stages and a
 digest of the project's code, so a changed upstream or changed code invalidates what follows
-(MLflow's multistep-workflow idea keyed on upstream run IDs). A run started by ``mlflow run``
-(``MLFLOW_RUN_ID`` set) becomes the stage run; a stage called inside another run is nested.
+(MLflow's multistep-workflow idea keyed on upstream run IDs). A stage started by ``mlflow run -e
+<stage>`` (``MLFLOW_RUN_ID`` set, no active run) makes the launcher run its own stage run; a stage
+called inside another run (the ``main`` grid) always gets its own run nested under that one, never
+the launcher's: ``mlflow.start_run`` would otherwise resume the run ``MLFLOW_RUN_ID`` names.
 """
 from __future__ import annotations
 
@@ -69,7 +71,8 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
     key = cache_key(entry_point, params, upstream)
     experiments = sorted({experiment_id(study), *_launcher_experiment()})
     finished = find_runs(key, experiments, "FINISHED")
-    launcher_id = os.environ.get("MLFLOW_RUN_ID") if mlflow.active_run() is None else None
+    nested = mlflow.active_run() is not None
+    launcher_id = None if nested else os.environ.get("MLFLOW_RUN_ID")
     if finished:
         if launcher_id:
             mlflow.MlflowClient().set_tag(launcher_id, f"{TAG}reused_run_id", finished[0].info.run_id)
@@ -78,13 +81,11 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
     tags = {f"{TAG}study": study, f"{TAG}entry_point": entry_point, f"{TAG}cache_key": key,
             f"{TAG}code_version": code_version(),
             **{f"{TAG}upstream.{name}": run_id for name, run_id in upstream.items()}}
-    nested = mlflow.active_run() is not None
+    # MLflow consumes MLFLOW_RUN_ID only when it reads it itself; left set, a nested stage (or an
+    # Optuna trial in the body) would resume the launcher run instead of starting its own.
+    os.environ.pop("MLFLOW_RUN_ID", None)
     with mlflow.start_run(run_id=launcher_id, experiment_id=None if launcher_id else experiment_id(study),
-                          run_name=None if launcher_id else _run_name(entry_point, params),
-                          nested=nested, tags=tags) as run:
-        # MLflow consumes MLFLOW_RUN_ID only when it reads it itself; left set, every nested
-        # start_run in the body (Optuna trials) would resume the stage run instead of starting one.
-        os.environ.pop("MLFLOW_RUN_ID", None)
+                          run_name=_run_name(entry_point, params), nested=nested, tags=tags) as run:
         log_unlogged_params(run.info.run_id, {**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
         mlflow.set_tags({f"{TAG}{name}": value for name, value in current().tags().items()})
         body(run)

@@ -138,20 +138,26 @@ def finetune_sweep(config: FinetuneConfig, run) -> dict[str, float]:
     todo = len(pending_grid_values(study, grid)) if grid else config.n_trials - len(study.trials)
     if todo > 0:
         study.optimize(objective, n_trials=todo, gc_after_trial=True)
-    metrics = _log_summary(study, baseline)
+    metrics = _log_summary(study, baseline, len(mode.eval_rows))
     return metrics | mode.finish(base, study.best_trial)
 
 
-def _log_summary(study, baseline: float) -> dict[str, float]:
+def _log_summary(study, baseline: float, n_eval: int) -> dict[str, float]:
+    """The sweep's metrics; every accuracy with its Wilson 95% interval over the ``n_eval`` eval rows (the
+    best trial's is the interval of that one run, not corrected for picking the best of the sweep)."""
     import optuna
+
+    from forgetting.evaluation.intervals import rate
 
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:
         raise RuntimeError("no fine-tuning trial completed")
     best = max(done, key=lambda t: t.value)
-    metrics = {"baseline_acc": baseline, "best_acc": best.value, "best_lr": best.params["lr"],
-               "n_trials": len(done), "recovered": best.value - baseline,
-               **{f"accuracy_lr_{t.params['lr']:g}": t.value for t in done}}
+    accuracies = {"baseline_acc": baseline, "best_acc": best.value,
+                  **{f"accuracy_lr_{t.params['lr']:g}": t.value for t in done}}
+    metrics = {"best_lr": best.params["lr"], "n_trials": len(done), "recovered": best.value - baseline,
+               "n_eval_rows": n_eval, **{key: value for name, accuracy in accuracies.items()
+                                         for key, value in rate(name, round(accuracy * n_eval), n_eval).items()}}
     metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
     mlflow.log_metrics(metrics)
     return metrics

@@ -13,9 +13,10 @@ def heldout_loss(model, batches, precision: str = "fp32", device=None) -> float:
     total, tokens = 0.0, 0
     device = device or model.device
     model.eval()
-    for batch in tqdm(list(batches), desc="held-out loss", unit="batch", leave=False):
-        with autocast(precision, device):
-            loss = model(**on_device(batch, device)).loss.float()
+    with autocast(precision, device):  # one context for every batch: the weights are cast once
+        losses = [(model(**on_device(batch, device)).loss.float().item(), batch)
+                  for batch in tqdm(list(batches), desc="held-out loss", unit="batch", leave=False)]
+    for loss, batch in losses:
         count = int(batch["attention_mask"][:, 1:].sum())
-        total, tokens = total + loss.item() * count, tokens + count
+        total, tokens = total + loss * count, tokens + count
     return total / max(tokens, 1)

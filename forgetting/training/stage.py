@@ -3,9 +3,10 @@
 Checkpoints at step 0, every ``checkpoint_every`` steps and at the end are logged, registered
 (tag ``step``, alias ``step-<n>``) and scored by held-out Python loss; the run's tag
 ``forgetting.checkpoints`` maps each step to its ``models:/name/version``. A killed stage resumes from
-its last checkpoint's local state and registers no version twice. Step 0 is the input model itself,
-registered as a reference to its stored copy (no files of its own); ``checkpoint_dtype=bf16`` stores the
-later checkpoints' weights as bfloat16 while the resume state keeps fp32 weights and the optimizer.
+its last checkpoint's local state and registers no version twice. Step 0 is the input model itself:
+a reference to its stored copy when it is a registered model (no files of its own), else stored like
+the others. ``checkpoint_dtype=bf16`` stores the weights as bfloat16 while the resume state keeps fp32
+weights and the optimizer.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "steps between checkpoints, in [1, steps]"})
     checkpoint_dtype: str = field(default="fp32", metadata={
         "help": "dtype of the registered checkpoints' weights: fp32, or bf16 (half the bytes; training keeps fp32 "
-                "weights and its resume state stays fp32; step 0 is the input model's own stored copy)"})
+                "weights and its resume state stays fp32; step 0 of a registered model is its own stored copy)"})
     lr: float = field(default=5e-5, metadata={"help": "peak learning rate (AdamW, linear warmup and decay)"})
     warmup_fraction: float = field(default=0.05, metadata={"help": "fraction of steps spent warming up"})
     batch_size: int = field(default=4, metadata={"help": "blocks per step"})
@@ -118,13 +119,15 @@ class Checkpointer:
 
     def __call__(self, step: int, folder, loss: float) -> None:
         from forgetting.tracking import log_checkpoint
+        from forgetting.tracking.checkpoints import is_tracking_uri
 
         mlflow.log_metric("heldout_loss", loss, step=step)
-        # step 0's folder is the input model's own: stored as it is (a reference when it is in the store),
-        # later ones are the fp32 resume state's weights, stored in checkpoint_dtype
+        # step 0's folder is the input model's own: a reference to its stored copy when it is in the registry
+        # (stored once, as it is), else stored in checkpoint_dtype like the later ones (the fp32 resume
+        # state's weights)
         log_checkpoint(folder, f"checkpoints/step-{step:06d}", register_as=self.config.model_name(),
                        alias=f"step-{step}", version_key=f"{self.key}:{step}",
-                       dtype=None if step == 0 else self.config.checkpoint_dtype,
+                       dtype=None if step == 0 and is_tracking_uri(self.config.model) else self.config.checkpoint_dtype,
                        tags={**{k: v for k, v in self.lineage.items() if k != "step"}, "stage": "train",
                              "step": step})
         print(f"  step {step}: held-out Python loss {loss:.4f}")
@@ -190,7 +193,8 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
         if checkpointer:
             mlflow.log_metric("train_loss", loss, step=step + 1)
         if step + 1 in checkpoints:
-            weights, trainer_state = _full_state(wrapped, optimizer.optimizer, scheduler, step + 1)
+            weights, trainer_state = _full_state(wrapped, optimizer.optimizer, scheduler, step + 1,
+                                                 with_optimizer=step + 1 < config.steps)
             checkpoint(step + 1, save_state(directory, model, tokenizer, weights, trainer_state) if checkpointer
                        else None)
     metrics = {"tokens_per_second": trained / seconds if seconds else 0.0, "train_tokens": trained,
@@ -205,15 +209,16 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
 FULL_STATE = {"full_state_dict": True}  # whole tensors, whatever the sharding: a state any rank count loads
 
 
-def _full_state(wrapped, optimizer, scheduler, step: int) -> tuple[dict, dict]:
+def _full_state(wrapped, optimizer, scheduler, step: int, with_optimizer: bool = True) -> tuple[dict, dict]:
     """Every rank: the model's and the optimizer's full state dicts (gathered onto rank 0's CPU; empty
-    on the others), keyed by parameter name, so one, several DDP or FSDP processes resume from it."""
+    on the others), keyed by parameter name, so one, several DDP or FSDP processes resume from it.
+    The last step's state has no optimizer (twice the weights' bytes): a resume from it only registers."""
     from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                          get_optimizer_state_dict)
 
     options = StateDictOptions(**FULL_STATE, cpu_offload=True)
     return get_model_state_dict(wrapped, options=options), {
-        "optimizer": get_optimizer_state_dict(wrapped, optimizer, options=options),
+        "optimizer": get_optimizer_state_dict(wrapped, optimizer, options=options) if with_optimizer else None,
         "scheduler": scheduler.state_dict(), "step": step, "rng": torch.get_rng_state()}
 
 
@@ -223,7 +228,8 @@ def _restore(state, wrapped, optimizer, scheduler) -> int:
 
     if not state:
         return 0
-    set_optimizer_state_dict(wrapped, optimizer, state[1]["optimizer"], options=StateDictOptions(**FULL_STATE))
+    if state[1]["optimizer"] is not None:
+        set_optimizer_state_dict(wrapped, optimizer, state[1]["optimizer"], options=StateDictOptions(**FULL_STATE))
     scheduler.load_state_dict(state[1]["scheduler"])
     torch.set_rng_state(state[1]["rng"])
     return state[1]["step"]
