@@ -75,7 +75,8 @@ def evaluate_stage(config: EvaluateConfig, study: str | None = None):
                "representation": lambda: representation_summary(metrics),
                "all": lambda: "; ".join([forgetting_summary(config, metrics), safety_summary(metrics),
                                          policy_summary(metrics), representation_summary(metrics)])}
-    print(f"evaluate {summary[config.suite]()}  {config.model}  run {run.info.run_id}{' (reused)' if reused else ''}")
+    line = summary.get(config.suite, lambda: f"{config.suite}: {len(metrics)} metrics")()
+    print(f"evaluate {line}  {config.model}  run {run.info.run_id}{' (reused)' if reused else ''}")
     return run
 
 

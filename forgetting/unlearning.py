@@ -77,31 +77,56 @@ def model_specs(model: str, models: str = "") -> list[str]:
     return specs
 
 
-def stage_configs(model: str, preset: GridPreset, device: str = "auto", gpus: int = 1):
+def seed_list(seeds: str) -> list[int]:
+    """``"0,1,2"`` -> ``[0, 1, 2]``: the grid's seeds, each a whole grid (random scores, calibration and
+    corpus samples, data order, fine-tuning splits)."""
+    try:
+        values = [int(value) for value in seeds.split(",") if value.strip()]
+    except ValueError:
+        values = []
+    if not values or min(values) < 0 or len(set(values)) != len(values):
+        raise UsageError(f"seeds={seeds!r} is not a comma-separated list of distinct integers >= 0")
+    return values
+
+
+def seeded_name(name: str, seed: int) -> str:
+    """The registered name of a checkpoint of grid seed ``seed`` (seed 0 keeps the plain name)."""
+    return f"{name}-seed{seed}" if seed else name
+
+
+def stage_configs(model: str, preset: GridPreset, device: str = "auto", gpus: int = 1, seed: int = 0):
     """Every prune config, a train config template (data-parallel on ``gpus``) and the fine-tune
-    config per task, all on ``device`` and validated before any run is created."""
+    config per task, all on ``device`` with ``seed`` and validated before any run is created. A seed
+    other than 0 registers its pruned checkpoints (and so their trained ones) under ``seeded_name``."""
+    from dataclasses import replace
+
     from forgetting.pruning.stage import PruneConfig
     from forgetting.training.finetune_stage import FinetuneConfig
     from forgetting.training.stage import TrainConfig
 
-    prunes = [PruneConfig(model=model, method=m, sparsity=s, device=device, **preset.prune)
+    prunes = [PruneConfig(model=model, method=m, sparsity=s, device=device, seed=seed, **preset.prune)
               for m in preset.methods for s in preset.sparsities]
-    train = TrainConfig(model=model, device=device, gpus=gpus, **preset.train)
-    finetunes = [FinetuneConfig(model=model, task=t, device=device, **preset.finetune) for t in preset.tasks]
+    prunes = [replace(p, register_as=seeded_name(p.model_name(), seed)) if seed else p for p in prunes]
+    train = TrainConfig(model=model, device=device, gpus=gpus, seed=seed, **preset.train)
+    finetunes = [FinetuneConfig(model=model, task=t, device=device, seed=seed, **preset.finetune)
+                 for t in preset.tasks]
     for config in (*prunes, train, *finetunes):
         config.validate()
     return prunes, train, finetunes
 
 
-def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gpus: int = 1) -> None:
-    """Run (or reuse) every stage of the grid, model after model, under one parent run, then the analysis.
-    Every model's configs are validated and every model resolved before the parent run exists."""
+def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gpus: int = 1,
+             seeds: tuple[int, ...] = (0,)) -> None:
+    """Run (or reuse) every stage of the grid, model after model and seed after seed, under one parent run,
+    then the analysis (which aggregates over seeds). Every model's configs are validated and every model
+    resolved before the parent run exists."""
     from dataclasses import replace
 
     from forgetting.analysis import AnalyzeConfig, analyze_stage
     from forgetting.models import resolve_model
     from forgetting.stages import finetune_stage, prune_stage, select_device, train_stage
     from forgetting.tracking import configure, experiment_id
+    from forgetting.tracking.checkpoints import registered_name
     from forgetting.tracking.runs import log_unlogged_params
     from forgetting.training.stage import CHECKPOINTS_TAG
 
@@ -109,8 +134,8 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
     check_choice("preset", preset_name, tuple(PRESETS))
     preset = PRESETS[preset_name]
     configure()
-    grids = {model: stage_configs(model, preset, device, gpus) for model in models}
-    select_device(grids[models[0]][1])
+    grids = {(model, seed): stage_configs(model, preset, device, gpus, seed) for model in models for seed in seeds}
+    select_device(next(iter(grids.values()))[1])
     for model in models:
         resolve_model(model)
     # The study's parent: the run ``mlflow run -e main`` created (MLFLOW_RUN_ID) or a new one, holding only
@@ -122,11 +147,13 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
                           run_name=f"main-{preset_name}",
                           tags={"forgetting.study": "unlearning", "forgetting.entry_point": "main"}):
         log_unlogged_params(mlflow.active_run().info.run_id,
-                            {"models": ",".join(models), "preset": preset_name, "device": device, "gpus": gpus})
-        for model, (prunes, train, finetunes) in grids.items():
+                            {"models": ",".join(models), "preset": preset_name, "device": device, "gpus": gpus,
+                             "seeds": ",".join(map(str, seeds))})
+        for (model, seed), (prunes, train, finetunes) in grids.items():
             starts = [model] + [pruned_version(prune_stage(config)) for config in prunes]
             for start in starts:
-                trained = train_stage(replace(train, model=start))
+                dense = seeded_name(f"{registered_name(model)}-python", seed) if seed and start == model else ""
+                trained = train_stage(replace(train, model=start, register_as=dense))
                 checkpoints = json.loads(trained.data.tags[CHECKPOINTS_TAG])
                 steps = sorted(checkpoints, key=int)
                 if not preset.finetune_every_checkpoint:

@@ -67,7 +67,7 @@ def test_main_is_the_parent_of_its_stages_each_with_its_own_parameters(env, tiny
     [main] = [r for r in runs if PARENT not in r.data.tags]
     assert main.info.run_name == "main-smoke" and main.info.status == "FINISHED"
     assert main.data.params == {"models": str(tiny_checkpoint_with_tokenizer), "preset": "smoke",
-                                "device": "cpu", "gpus": "1"}
+                                "device": "cpu", "gpus": "1", "seeds": "0"}
     assert "forgetting.cache_key" not in main.data.tags and main.data.metrics == {}
     stages = [r for r in runs if "forgetting.cache_key" in r.data.tags]
     assert sorted(r.data.tags["forgetting.entry_point"] for r in stages) == ["finetune"] * 6 + ["prune"] * 2 + [

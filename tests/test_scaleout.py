@@ -536,3 +536,20 @@ def test_main_refuses_a_bad_model_in_the_list_in_one_line_before_any_run(tmp_pat
             assert mlflow.search_runs(search_all_experiments=True, output_format="list") == []
         finally:
             mlflow.set_tracking_uri(None)
+
+
+def test_grid_seeds_each_register_their_own_checkpoints():
+    """A grid seed other than 0 seeds every stage and registers its checkpoints under their own names, so two
+    seeds never share a version or an alias; bad seed lists are one line."""
+    from forgetting.errors import UsageError
+    from forgetting.unlearning import PRESETS, seed_list, stage_configs
+
+    assert seed_list("0,1, 2") == [0, 1, 2]
+    for bad in ("", "a", "1,1", "-1"):
+        with pytest.raises(UsageError, match="seeds=.* is not a comma-separated list of distinct integers"):
+            seed_list(bad)
+    plain, seeded = (stage_configs("smollm2-135m", PRESETS["smoke"], seed=seed) for seed in (0, 1))
+    assert [p.model_name() for p in plain[0]] == ["smollm2-135m-random-50", "smollm2-135m-attribution-50"]
+    assert [p.model_name() for p in seeded[0]] == ["smollm2-135m-random-50-seed1", "smollm2-135m-attribution-50-seed1"]
+    assert {c.seed for c in (*seeded[0], seeded[1], *seeded[2])} == {1}
+    assert plain[0][0].params() != seeded[0][0].params()  # different cache keys

@@ -135,7 +135,7 @@ class EvaluateConfig:
             check_forgetting(self)
         elif self.suite in ("safety", "policy", "representation", "all"):
             self.check_study_suites()
-        else:
+        elif self.suite == "probes":
             check_range("probe_c", self.probe_c, 0, low_open=True)
 
     def check_source(self) -> None:
