@@ -152,7 +152,7 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
         for (model, seed), (prunes, train, finetunes) in grids.items():
             starts = [model] + [pruned_version(prune_stage(config)) for config in prunes]
             for start in starts:
-                dense = seeded_name(f"{registered_name(model)}-python", seed) if seed and start == model else ""
+                dense = f"{seeded_name(registered_name(model), seed)}-python" if seed and start == model else ""
                 trained = train_stage(replace(train, model=start, register_as=dense))
                 checkpoints = json.loads(trained.data.tags[CHECKPOINTS_TAG])
                 steps = sorted(checkpoints, key=int)

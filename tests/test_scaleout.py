@@ -553,3 +553,21 @@ def test_grid_seeds_each_register_their_own_checkpoints():
     assert [p.model_name() for p in seeded[0]] == ["smollm2-135m-random-50-seed1", "smollm2-135m-attribution-50-seed1"]
     assert {c.seed for c in (*seeded[0], seeded[1], *seeded[2])} == {1}
     assert plain[0][0].params() != seeded[0][0].params()  # different cache keys
+
+
+def test_launch_writes_one_chain_per_seed_with_its_own_names(tmp_path):
+    """Seed 1's chain prunes, trains and fine-tunes under seed 1 and reads only seed-1 aliases; the forgetting
+    study refuses seeds."""
+    from forgetting.backends.slurm import study_jobs
+    from forgetting.errors import UsageError
+
+    jobs = study_jobs(quick_config(tmp_path, seeds="0,1"))
+    assert [job.stage for job in jobs] == ["prune", "train", "finetune"] * 2 + ["analyze"]
+    assert [job.chain for job in jobs[:6]] == ["smollm2-135m"] * 3 + ["smollm2-135m-seed1"] * 3
+    prune, train, finetune = (job.tasks for job in jobs[3:6])
+    assert all(task["seed"] == "1" and task["register_as"].endswith("-seed1") for task in prune)
+    assert train[0]["register_as"] == "smollm2-135m-seed1-python"
+    assert [t["model"] for t in train[1:]] == [f"models:/{task['register_as']}@pruned" for task in prune]
+    assert all(t["seed"] == "1" and "seed1" in t["model"] for t in (*train[1:], *finetune))
+    with pytest.raises(UsageError, match="seeds='0,1' is read by study='unlearning' only"):
+        quick_config(tmp_path, study="forgetting", seeds="0,1").validate()

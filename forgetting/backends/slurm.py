@@ -48,6 +48,9 @@ class LaunchConfig:
         "help": "model spec every start descends from (one model; see models)"})
     models: str = field(default="", metadata={
         "help": "comma-separated model specs, one chain of jobs per model (e.g. smollm2-135m,gemma3-270m; '' = model)"})
+    seeds: str = field(default="0", metadata={
+        "help": "unlearning: comma-separated grid seeds, one chain of jobs per model and seed (seed s != 0 registers "
+                "its checkpoints as <name>-seed<s>)"})
     tracking_uri: str = field(default="", metadata={"help": "http(s) URL of the tracking server ('' = $MLFLOW_TRACKING_URI)"})
     storage: str = field(default="", metadata={
         "help": "unlearning: shared Optuna RDB URL for the sweeps, e.g. postgresql+psycopg2://host/optuna"})
@@ -79,8 +82,12 @@ class LaunchConfig:
     def validate(self) -> None:
         from forgetting.sweep import check_storage
 
+        from forgetting.unlearning import seed_list
+
         check_choice("study", self.study, STUDIES)
         check_choice("preset", self.preset, tuple(study_presets(self.study)))
+        if seed_list(self.seeds) != [0] and self.study != "unlearning":
+            raise UsageError(f"seeds={self.seeds!r} is read by study='unlearning' only")
         for name in ("safe_model", "same_family_teacher", "cross_family_teacher"):
             self.per_model(name)
         if not self.server_uri().startswith(("http://", "https://")):
@@ -189,13 +196,16 @@ def analyze_job(study: str) -> StageJob:
     return StageJob("analyze", (stage_parameters(analyze),), gpus=False)
 
 
-def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, chain: str = "") -> list[StageJob]:
-    """prune → train → finetune of one model."""
-    from forgetting.unlearning import PRESETS, stage_configs
+def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, chain: str = "",
+                     seed: int = 0) -> list[StageJob]:
+    """prune → train → finetune of one model and grid seed (registered names as ``main`` gives them)."""
+    from forgetting.tracking.checkpoints import registered_name
+    from forgetting.unlearning import PRESETS, seeded_name, stage_configs
 
     preset = PRESETS[preset_name]
-    prunes, train, finetunes = stage_configs(model, preset)
-    trains = [replace(train, model=start, gpus=max(gpus, 1))
+    prunes, train, finetunes = stage_configs(model, preset, seed=seed)
+    dense = f"{seeded_name(registered_name(model), seed)}-python" if seed else ""
+    trains = [replace(train, model=start, gpus=max(gpus, 1), register_as=dense if start == model else "")
               for start in [model, *(f"models:/{prune.model_name()}@pruned" for prune in prunes)]]
     steps = train.checkpoint_steps()
     if not preset.finetune_every_checkpoint:
@@ -210,16 +220,19 @@ def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, 
 
 
 def study_jobs(config: LaunchConfig) -> list[StageJob]:
-    """Every job of the study's grid in submission order: with several models, a chain per model (named
-    after the model's registered name) between the jobs shared by the whole grid."""
+    """Every job of the study's grid in submission order: with several models (or unlearning seeds), a chain
+    per model (and seed), named after the model's registered name, between the jobs shared by the whole grid."""
     from forgetting.tracking.checkpoints import registered_name
+    from forgetting.unlearning import seed_list, seeded_name
 
     models = config.model_list()
-    chains = {model: registered_name(model) if len(models) > 1 else "" for model in models}
     if config.study == "forgetting":
-        return forgetting_jobs(config, chains)
-    return [*(job for model, chain in chains.items()
-              for job in unlearning_chain(model, config.preset, config.storage, config.gpus, chain)),
+        return forgetting_jobs(config, {model: registered_name(model) if len(models) > 1 else "" for model in models})
+    seeds = seed_list(config.seeds)
+    chains = {(model, seed): seeded_name(registered_name(model), seed) if len(models) * len(seeds) > 1 else ""
+              for model in models for seed in seeds}
+    return [*(job for (model, seed), chain in chains.items()
+              for job in unlearning_chain(model, config.preset, config.storage, config.gpus, chain, seed)),
             analyze_job("unlearning")]
 
 
