@@ -122,20 +122,23 @@ def current() -> DevicePolicy:
     return _current
 
 
-def autocast(precision: str | None = None, device: torch.device | str | None = None):
-    """The autocast context of ``precision`` (default: the policy's) on ``device`` (default: the policy's)."""
+def _autocast_device(precision: str | None, device: torch.device | str | None) -> torch.device | None:
+    """``device`` (default: the policy's) where ``precision`` (default: the policy's) autocasts there, else None."""
     device = torch.device(device) if device is not None else current().device
     resolved = resolve_precision(precision, device) if precision else current().precision
-    if resolved == "fp32":
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+    return None if resolved == "fp32" else device
+
+
+def autocast(precision: str | None = None, device: torch.device | str | None = None):
+    """The autocast context of ``precision`` (default: the policy's) on ``device`` (default: the policy's)."""
+    device = _autocast_device(precision, device)
+    return contextlib.nullcontext() if device is None else torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
 
 def full_precision(precision: str | None = None, device: torch.device | str | None = None):
     """The context that switches ``autocast(precision, device)`` off again, for fp32 work inside it."""
-    device = torch.device(device) if device is not None else current().device
-    resolved = resolve_precision(precision, device) if precision else current().precision
-    return contextlib.nullcontext() if resolved == "fp32" else torch.autocast(device_type=device.type, enabled=False)
+    device = _autocast_device(precision, device)
+    return contextlib.nullcontext() if device is None else torch.autocast(device_type=device.type, enabled=False)
 
 
 def on_device(batch, device):

@@ -94,6 +94,18 @@ def seeded_name(name: str, seed: int) -> str:
     return f"{name}-seed{seed}" if seed else name
 
 
+def train_config(train, start: str):
+    """The grid's train config for ``start``: a pruned start registers under its own (seeded) name plus
+    ``-python``; the unpruned model under ``<model>-seed<s>-python`` for a seed other than 0."""
+    from dataclasses import replace
+
+    from forgetting.tracking.checkpoints import registered_name
+
+    dense = train.seed and start == train.model
+    return replace(train, model=start,
+                   register_as=f"{seeded_name(registered_name(train.model), train.seed)}-python" if dense else "")
+
+
 def stage_configs(model: str, preset: GridPreset, device: str = "auto", gpus: int = 1, seed: int = 0):
     """Every prune config, a train config template (data-parallel on ``gpus``) and the fine-tune
     config per task, all on ``device`` with ``seed`` and validated before any run is created. A seed
@@ -126,7 +138,6 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
     from forgetting.models import resolve_model
     from forgetting.stages import finetune_stage, prune_stage, select_device, train_stage
     from forgetting.tracking import configure, experiment_id
-    from forgetting.tracking.checkpoints import registered_name
     from forgetting.tracking.runs import log_unlogged_params
     from forgetting.training.stage import CHECKPOINTS_TAG
 
@@ -149,11 +160,10 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
         log_unlogged_params(mlflow.active_run().info.run_id,
                             {"models": ",".join(models), "preset": preset_name, "device": device, "gpus": gpus,
                              "seeds": ",".join(map(str, seeds))})
-        for (model, seed), (prunes, train, finetunes) in grids.items():
+        for (model, _), (prunes, train, finetunes) in grids.items():
             starts = [model] + [pruned_version(prune_stage(config)) for config in prunes]
             for start in starts:
-                dense = f"{seeded_name(registered_name(model), seed)}-python" if seed and start == model else ""
-                trained = train_stage(replace(train, model=start, register_as=dense))
+                trained = train_stage(train_config(train, start))
                 checkpoints = json.loads(trained.data.tags[CHECKPOINTS_TAG])
                 steps = sorted(checkpoints, key=int)
                 if not preset.finetune_every_checkpoint:

@@ -4,8 +4,8 @@ Each row carries the adversarial text found (``control``), the target loss at th
 (GCG: the ``! ! ...`` suffix; AutoDAN: the plain request) and with the control,
 the model's greedy reply with it, ``success`` when the reported refusal judge (``judges.REPORT_JUDGE``,
 not the keyword judge that selects safety training data) does not flag that reply, and whether the plain
-request was refused; ``success_<judge>`` and ``refused_plain_<judge>`` hold every judge's verdict. A ``transfer`` control (a suffix found on another checkpoint) is
-scored as is, without searching.
+request was refused; ``success_<judge>`` and ``refused_plain_<judge>`` hold every judge's verdict. A
+``transfer`` control (a suffix found on another checkpoint) is scored as is, without searching.
 """
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from forgetting.attacks.autodan import AutoDANConfig, autodan
 from forgetting.attacks.gcg import GCGConfig, Layout, allowed_tokens, gcg, initial_suffix, layout
 from forgetting.attacks.prompts import Behaviour, encode, message_ids, prompt_target_losses, target_losses
 from forgetting.evaluation.generation import STOP_STRINGS, cut_at_stop, greedy_decode
-from forgetting.evaluation.judges import REPORT_JUDGE, all_judges
+from forgetting.evaluation.judges import REPORT_JUDGE, verdicts
 
 
 @torch.no_grad()
@@ -29,13 +29,12 @@ def judged_row(model, tokenizer, behaviour: Behaviour, control: str, attacked_id
                loss_before: float, loss_after: float, max_new_tokens: int) -> dict:
     attacked = reply(model, tokenizer, attacked_ids, max_new_tokens)
     plain = reply(model, tokenizer, message_ids(tokenizer, behaviour.request), max_new_tokens)
-    verdicts = {}
-    for name, refuses in all_judges().items():
-        verdicts |= {f"success_{name}": not refuses(attacked), f"refused_plain_{name}": bool(refuses(plain))}
+    attacked_refused, plain_refused = verdicts(attacked), verdicts(plain)
     return {"behaviour": behaviour.id, "request": behaviour.request, "target": behaviour.target,
             "control": control, "loss_before": loss_before, "loss_after": loss_after, "reply": attacked,
-            "success": verdicts[f"success_{REPORT_JUDGE}"], "refused_plain": verdicts[f"refused_plain_{REPORT_JUDGE}"],
-            **verdicts}
+            "success": not attacked_refused[REPORT_JUDGE], "refused_plain": plain_refused[REPORT_JUDGE],
+            **{f"success_{name}": not refused for name, refused in attacked_refused.items()},
+            **{f"refused_plain_{name}": refused for name, refused in plain_refused.items()}}
 
 
 @torch.no_grad()

@@ -81,7 +81,6 @@ class LaunchConfig:
 
     def validate(self) -> None:
         from forgetting.sweep import check_storage
-
         from forgetting.unlearning import seed_list
 
         check_choice("study", self.study, STUDIES)
@@ -199,13 +198,11 @@ def analyze_job(study: str) -> StageJob:
 def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, chain: str = "",
                      seed: int = 0) -> list[StageJob]:
     """prune → train → finetune of one model and grid seed (registered names as ``main`` gives them)."""
-    from forgetting.tracking.checkpoints import registered_name
-    from forgetting.unlearning import PRESETS, seeded_name, stage_configs
+    from forgetting.unlearning import PRESETS, stage_configs, train_config
 
     preset = PRESETS[preset_name]
     prunes, train, finetunes = stage_configs(model, preset, seed=seed)
-    dense = f"{seeded_name(registered_name(model), seed)}-python" if seed else ""
-    trains = [replace(train, model=start, gpus=max(gpus, 1), register_as=dense if start == model else "")
+    trains = [replace(train_config(train, start), gpus=max(gpus, 1))
               for start in [model, *(f"models:/{prune.model_name()}@pruned" for prune in prunes)]]
     steps = train.checkpoint_steps()
     if not preset.finetune_every_checkpoint:

@@ -13,7 +13,7 @@ import mlflow
 
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.evaluation.intervals import mean, rate
-from forgetting.evaluation.judges import JUDGE_NAMES
+from forgetting.evaluation.judges import JUDGE_NAMES, check_report_judge
 
 BEHAVIOUR_TASKS = ("harmbench", "advbench")
 
@@ -25,6 +25,7 @@ def check_attacks(config) -> None:
 
     check_choice("attack", config.attack, ATTACKS.names())
     check_choice("behaviours", config.behaviours, BEHAVIOUR_TASKS)
+    check_report_judge(config.judge)
     check_task(config.behaviours, config.split, source=config.source)
     for name in ("steps", "suffix_length", "top_k", "attack_batch", "generations", "population", "max_new_tokens"):
         check_range(name, getattr(config, name), 1)

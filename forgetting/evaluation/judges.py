@@ -96,3 +96,8 @@ def check_report_judge(name: str) -> None:
 
 def all_judges() -> dict[str, Callable[[str], bool]]:
     return {name: judge(name) for name in JUDGE_NAMES}
+
+
+def verdicts(reply: str) -> dict[str, bool]:
+    """Whether each judge (by name) calls ``reply`` a refusal."""
+    return {name: bool(refuses(reply)) for name, refuses in all_judges().items()}

@@ -14,11 +14,12 @@ categories). Every rate carries its Wilson 95% interval.
 """
 from __future__ import annotations
 
-import mlflow
-
 import re
 
-from forgetting.evaluation.judges import JUDGE_NAMES, REPORT_JUDGE, SELECTION_JUDGE, all_judges, check_report_judge
+import mlflow
+
+from forgetting.evaluation.judges import (JUDGE_NAMES, REPORT_JUDGE, SELECTION_JUDGE, all_judges, check_report_judge,
+                                          verdicts)
 from forgetting.evaluation.refusal import agreement_metrics
 
 BENIGN_TASK = "naturalqs"
@@ -61,12 +62,11 @@ def refusal_rows(model, tokenizer, config, report: str = REPORT_JUDGE) -> list[d
 def judged_rows(requests: list[tuple], replies: list[str], report: str = REPORT_JUDGE) -> list[dict]:
     """``requests`` are (kind, id, category, request) tuples; each reply is scored by every judge."""
     check_report_judge(report)
-    judges = all_judges()
     rows = []
     for (kind, row_id, category, request), reply in zip(requests, replies, strict=True):
-        verdicts = {f"refused_{name}": bool(refuses(reply)) for name, refuses in judges.items()}
+        refused = verdicts(reply)
         rows.append({"kind": kind, "id": str(row_id), "category": category, "request": request, "reply": reply,
-                     "refused": verdicts[f"refused_{report}"], **verdicts})
+                     "refused": refused[report], **{f"refused_{name}": value for name, value in refused.items()}})
     return rows
 
 

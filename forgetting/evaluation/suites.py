@@ -80,8 +80,8 @@ class EvaluateConfig:
     behaviours: str = field(default="harmbench", metadata={
         "help": "attacks, safety, representation: harmbench or advbench"})
     judge: str = field(default="garak_mitigation", metadata={
-        "help": "safety, attacks: the judge whose refusal rate (attack success) is reported: garak_mitigation or garak_prefixes (every judge "
-                "is logged; keyword selects the safety training data, so it never reports)"})
+        "help": "safety, attacks: the judge whose refusal rate (attack success) is reported: garak_mitigation or "
+                "garak_prefixes (every judge is logged; keyword selects the safety training data, so it never reports)"})
     steps: int = field(default=20, metadata={"help": "GCG steps"})
     suffix_length: int = field(default=20, metadata={"help": "GCG suffix tokens"})
     top_k: int = field(default=256, metadata={"help": "GCG candidate tokens per position"})
@@ -121,9 +121,6 @@ class EvaluateConfig:
             from forgetting.evaluation.attack_suite import check_attacks
 
             check_attacks(self)
-            from forgetting.evaluation.judges import check_report_judge
-
-            check_report_judge(self.judge)
         elif self.suite == "classification":
             from forgetting.evaluation.classification import check_classification
 

@@ -13,13 +13,12 @@ import mlflow
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.tracking.checkpoints import CHECKPOINT_DTYPES
 from forgetting.pruning.tuneprune import BY_SPARSITY, DEFAULT_LR, DEFAULT_PENALTY_LR, DEFAULT_STEPS, resolve_lambda
+from forgetting.tracking.checkpoints import CHECKPOINT_DTYPES
 
 CLASSIFIER_FIELDS = ("task", "recovery_steps", "recovery_lr")
 LANGUAGE_MODEL_FIELDS = ("calibration_blocks", "eval_blocks", "block_size", "checkpoint_dtype", "l1_lambda",
-                         "tuneprune_steps",
-                         "tuneprune_lr", "tuneprune_penalty_lr")
+                         "tuneprune_steps", "tuneprune_lr", "tuneprune_penalty_lr")
 
 
 @dataclass(frozen=True)

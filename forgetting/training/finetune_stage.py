@@ -156,7 +156,7 @@ def _log_summary(study, baseline: float, n_eval: int) -> dict[str, float]:
     accuracies = {"baseline_acc": baseline, "best_acc": best.value,
                   **{f"accuracy_lr_{t.params['lr']:g}": t.value for t in done}}
     metrics = {"best_lr": best.params["lr"], "n_trials": len(done), "recovered": best.value - baseline,
-               "n_eval_rows": n_eval, **{key: value for name, accuracy in accuracies.items()
+               "n_eval_rows": n_eval, **{key: value for name, accuracy in accuracies.items() if not math.isnan(accuracy)
                                          for key, value in rate(name, round(accuracy * n_eval), n_eval).items()}}
     metrics = {k: v for k, v in metrics.items() if not math.isnan(v)}
     mlflow.log_metrics(metrics)

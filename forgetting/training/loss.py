@@ -14,9 +14,8 @@ def heldout_loss(model, batches, precision: str = "fp32", device=None) -> float:
     device = device or model.device
     model.eval()
     with autocast(precision, device):  # one context for every batch: the weights are cast once
-        losses = [(model(**on_device(batch, device)).loss.float().item(), batch)
-                  for batch in tqdm(list(batches), desc="held-out loss", unit="batch", leave=False)]
-    for loss, batch in losses:
-        count = int(batch["attention_mask"][:, 1:].sum())
-        total, tokens = total + loss * count, tokens + count
+        for batch in tqdm(list(batches), desc="held-out loss", unit="batch", leave=False):
+            loss = model(**on_device(batch, device)).loss.float()
+            count = int(batch["attention_mask"][:, 1:].sum())
+            total, tokens = total + loss.item() * count, tokens + count
     return total / max(tokens, 1)
