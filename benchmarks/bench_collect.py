@@ -25,8 +25,9 @@ from forgetting.rewards.domains import DOMAINS, get_domain
 def time_engine(engine: str, location: str, prompts: list[str], rows: list[dict], args) -> dict[str, float]:
     domain = get_domain(args.domain)
     started = time.perf_counter()
-    completions, tokens = ENGINES.get(engine)(location, prompts, args.samples, args.temperature, args.max_new_tokens,
-                                              domain.stop_strings, args.seed, args.batch_size, args.precision)
+    completions, tokens = ENGINES.get(engine).sample(location, prompts, args.samples, args.temperature,
+                                                     args.max_new_tokens, domain.stop_strings, args.seed,
+                                                     args.batch_size, args.precision)
     seconds = time.perf_counter() - started
     rewards = [reward for sample in range(args.samples)
                for reward in REWARDS.get(domain.reward)([c[sample] for c in completions], rows)]

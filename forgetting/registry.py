@@ -27,6 +27,10 @@ class Registry:
         self._entries[name] = target
         return target
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (a test's throwaway plug-in)."""
+        del self._entries[name]
+
     def get(self, name: str) -> Any:
         if name not in self._entries:
             raise UsageError(f"{self.kind}={name!r} is not one of: {', '.join(self.names())}")
@@ -39,6 +43,11 @@ class Registry:
 
     def names(self) -> list[str]:
         return sorted(self._entries)
+
+    def in_registration_order(self) -> list[str]:
+        """The names as registered: the order a stage runs ``all`` of them in, so what it logs per pair
+        of them keeps its names."""
+        return list(self._entries)
 
     def __contains__(self, name: str) -> bool:
         return name in self._entries

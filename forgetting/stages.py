@@ -15,9 +15,10 @@ LINEAGE_KEYS = ("method", "sparsity", "step", "granularity", "source_stage", "do
 def cached_model_stage(study: str | None, entry_point: str, config, body, params: dict | None = None,
                        lineage_keys: tuple[str, ...] = ()):
     """Validate ``config`` and resolve its model before any run exists, then run ``body(run, origin)``
-    in a cached stage run whose upstream is the resolved model. ``origin`` is the model's
-    ``lineage``; the keys in ``lineage_keys`` join the run's parameters, and a ``study`` of None
-    files the run under the model's own study. Returns ``(run, reused)``."""
+    in a cached stage run whose upstream is the resolved model, with the weights of each local model
+    directory among the parameters (``local_weights``). ``origin`` is the model's ``lineage``; the
+    keys in ``lineage_keys`` join the run's parameters, and a ``study`` of None files the run under
+    the model's own study. Returns ``(run, reused)``."""
     configure()
     config.validate()
     select_device(config)
@@ -25,7 +26,17 @@ def cached_model_stage(study: str | None, entry_point: str, config, body, params
     origin = lineage(config.model, study)
     params = (params or dataclasses.asdict(config)) | {key: origin[key] for key in lineage_keys}
     return run_stage(origin["study"], entry_point, params, lambda run: body(run, origin),
-                     upstream={"model": location})
+                     upstream={"model": location, **local_weights(params)})
+
+
+def local_weights(params: dict) -> dict[str, str]:
+    """``<name>_weights`` for each parameter naming a local checkpoint directory (the ``model``, an
+    evaluation's ``reference``, a distillation's ``teacher`` and ``student``): a fingerprint of its
+    weight files, so other weights saved into the same folder make a new run, not a reuse of the old."""
+    from forgetting.models.fingerprint import local_weights_fingerprint
+
+    return {f"{name}_weights": fingerprint for name, value in params.items()
+            if (fingerprint := local_weights_fingerprint(value))}
 
 
 def select_device(config) -> None:

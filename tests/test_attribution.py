@@ -115,6 +115,22 @@ def test_bad_input_is_one_line(changes, names):
         AttributeConfig(**changes).validate()
 
 
+@pytest.fixture
+def throwaway_method():
+    """An attribution method registered in one line for one test."""
+    from forgetting.attribution import ATTRIBUTION_METHODS
+
+    ATTRIBUTION_METHODS.register("throwaway", lambda *args, **options: None)
+    yield "throwaway"
+    ATTRIBUTION_METHODS.unregister("throwaway")
+
+
+def test_a_registered_method_is_accepted_and_joins_all(throwaway_method):
+    AttributeConfig(method=throwaway_method).validate()
+    AttributeConfig(method=f"untrac, {throwaway_method}").validate()
+    assert AttributeConfig(method="all").methods() == ["untrac", "untrac-inv", "tracin", throwaway_method]
+
+
 def test_malformed_jsonl_names_the_line(tmp_path):
     train, test = tmp_path / "train.jsonl", tmp_path / "test.jsonl"
     train.write_text('{"source": "a", "text": "x"}\n{"text": 3}\n')

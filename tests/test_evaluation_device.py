@@ -212,12 +212,12 @@ def test_engine_is_in_the_cache_key_of_the_suites_that_read_it():
 
 
 def test_lm_eval_backend_follows_the_policy(cpu_policy, tmp_path):
-    from forgetting.evaluation.lm_eval_bridge import lm_eval_backend
+    from forgetting.backends.engines import ENGINES
 
-    hf = lm_eval_backend(tmp_path, "hf", "auto")
+    hf = ENGINES.get("hf").lm_eval(tmp_path, "auto")
     assert hf == {"model": "hf", "device": "cpu", "model_args": {"pretrained": str(tmp_path), "dtype": "float32"}}
-    assert lm_eval_backend(tmp_path, "hf", "bf16-autocast")["model_args"]["dtype"] == "float32"  # bf16 on CUDA only
-    vllm = lm_eval_backend(tmp_path, "vllm", "bf16-autocast")
+    assert ENGINES.get("hf").lm_eval(tmp_path, "bf16-autocast")["model_args"]["dtype"] == "float32"  # CUDA only
+    vllm = ENGINES.get("vllm").lm_eval(tmp_path, "bf16-autocast")
     assert vllm["model"] == "vllm" and vllm["device"] is None and vllm["model_args"]["dtype"] == "bfloat16"
     assert 0 < vllm["model_args"]["gpu_memory_utilization"] < 1
 
@@ -253,3 +253,43 @@ def test_generative_accuracy_through_vllm(cpu_policy, fake_vllm, tokenizer):
     assert results[0]["completion"] == "0 #### 0"  # cut at the stop string
     assert fake_vllm["params"]["temperature"] == 0 and fake_vllm["params"]["max_tokens"] == 7
     assert fake_vllm["llm"]["model"] == resolve_model(config.model) and fake_vllm["llm"]["dtype"] == "float32"
+
+
+@pytest.fixture
+def own_weights_engine():
+    """A throwaway third engine, registered for one test, that loads the weights itself; it records
+    what it is asked for."""
+    from forgetting.backends.engines import ENGINES, Engine
+
+    calls = {}
+
+    def greedy(model_dir, model, tokenizer, batch_size, precision):
+        calls["greedy"] = (model_dir, model)
+        return lambda prompts, max_new_tokens, stop_strings=(): ([f"#### {i}" for i in range(len(prompts))], 1)
+
+    def lm_eval(model_dir, precision=None):
+        return {"model": "own-weights-backend", "device": None, "model_args": {"pretrained": str(model_dir)}}
+
+    ENGINES.register("own-weights", Engine(sample=None, greedy=greedy, lm_eval=lm_eval, loads_weights=True))
+    yield calls
+    ENGINES.unregister("own-weights")
+
+
+def test_accuracy_and_lm_eval_read_the_engine_entry_not_its_name(cpu_policy, own_weights_engine, monkeypatch,
+                                                                 tmp_path):
+    import lm_eval
+
+    from forgetting.evaluation.accuracy import greedy_engine_of, load_scorer
+    from forgetting.evaluation.lm_eval_bridge import run_lm_eval
+    from forgetting.models import resolve_model
+
+    config = EvaluateConfig(model=str(bundled_model_dir()), task="gsm8k", engine="own-weights")
+    model, tokenizer = load_scorer(config, "generative")
+    assert model is None  # the engine loads the weights itself: no transformers copy beside it
+    assert greedy_engine_of(config, model, tokenizer)(["Q0", "Q1"], 4) == (["#### 0", "#### 1"], 1)
+    assert own_weights_engine["greedy"] == (resolve_model(config.model), None)
+    asked = {}
+    monkeypatch.setattr(lm_eval, "simple_evaluate", lambda **kwargs: asked.update(kwargs))
+    run_lm_eval(tmp_path, tmp_path, ["forgetting_x"], engine="own-weights")
+    assert asked["model"] == "own-weights-backend" and asked["device"] is None
+

@@ -1,4 +1,7 @@
 """Neuron scoring, selection and physical removal on the tiny random Llama."""
+import copy
+import dataclasses
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -9,11 +12,12 @@ from forgetting.models.variable_llama import VariableLlamaForCausalLM
 from forgetting.pruning import (PRUNING_METHODS, check_pruning, count_parameters, counts_as_metrics, layer_counts,
                                 mask_neurons, mlp_widths, prune, remove_neurons, score_neurons, select_neurons)
 from forgetting.pruning.scores import mlp_modules
+from forgetting.pruning.spec import PruningCriterion
 from forgetting.pruning.stage import PruneConfig
 from forgetting.pruning.tuneprune import lambda_for, neuron_group_norms
 
 WIDTH, HIDDEN, LAYERS = 128, 64, 2
-FAST_TUNEPRUNE = {"steps": 3, "lr": 1e-3, "penalty_lr": 10.0}
+FAST_TUNEPRUNE = {"steps": 3, "lr": 1e-3, "penalty_lr": 0.01}
 
 
 def code_batches(count=2, batch_size=2, length=12, seed=0):
@@ -111,6 +115,44 @@ def test_unknown_method_lists_the_allowed_names(dense):
     assert PRUNING_METHODS.names() == names.split(", ")
 
 
+@pytest.mark.parametrize("name", PRUNING_METHODS.names())
+def test_every_pruning_criterion_is_complete(name):
+    """A registered criterion resolves, applies to some model, names only real config fields, and the
+    options a default prune config gives it are the ones it takes; each field it alone reads reaches them."""
+    criterion = PRUNING_METHODS.get(name)
+    assert isinstance(criterion, PruningCriterion)
+    assert callable(criterion.score) and callable(criterion.check)
+    assert criterion.language_model or criterion.classifier
+    assert set(criterion.fields) <= {field.name for field in dataclasses.fields(PruneConfig)}
+    if criterion.language_model:
+        config = PruneConfig(method=name)
+        check_pruning(name, config.sparsity, **config.method_options())
+        assert set(criterion.fields) <= set(config.params())
+        for field in criterion.fields:
+            changed = dataclasses.replace(config, **{field: getattr(config, field) + 1})
+            assert changed.method_options() != config.method_options(), field
+    if criterion.needs_statistics or criterion.weight_level:
+        assert criterion.classifier
+
+
+@pytest.fixture
+def keep_first():
+    PRUNING_METHODS.register("keep-first", PruningCriterion("plugin_keep_first:score_neurons", fields=("seed",),
+                                                            options="plugin_keep_first:stage_options"))
+    yield
+    PRUNING_METHODS.unregister("keep-first")
+
+
+def test_a_criterion_added_in_one_file_and_one_registration_line_runs_in_the_prune_stage(
+        keep_first, tiny_checkpoint_with_tokenizer):
+    test_every_pruning_criterion_is_complete("keep-first")
+    config = PruneConfig(model=str(tiny_checkpoint_with_tokenizer), method="keep-first", sparsity=0.25, seed=1)
+    config.validate()
+    assert config.params()["seed"] == 1 and "l1_lambda" not in config.params()
+    result = prune(tiny_llama(seed=0), config.method, None, config.sparsity, **config.method_options())
+    assert all(torch.equal(kept, torch.arange(WIDTH // 4, WIDTH)) for kept in result.keep)  # reverse: seed 1
+
+
 def test_negative_lambda_and_unknown_options_are_usage_errors(dense):
     with pytest.raises(UsageError, match="l1_lambda"):
         check_pruning("tuneprune", 0.3, l1_lambda=-1e-4)
@@ -162,6 +204,9 @@ def test_attribution_matches_per_token_finite_differences():
         assert scores[layer][neuron].item() == pytest.approx(expected, rel=2e-3)
     frozen = score_neurons("attribution", model.requires_grad_(False), batches).scores
     assert all(torch.allclose(a, b) for a, b in zip(frozen, scores))
+    # Accumulated outside the graph: a total inside it keeps every batch's activations (memory grew by
+    # about 600 MB per batch on SmolLM2-135M).
+    assert not any(score.requires_grad for score in scores)
 
 
 def initial_norms(model):
@@ -169,19 +214,49 @@ def initial_norms(model):
         return [neuron_group_norms(mlp) for mlp in mlp_modules(model)]
 
 
-def test_tuneprune_penalty_shrinks_every_neuron_by_the_proximal_step(dense):
-    """Each step soft-thresholds every group norm by penalty_lr * l1_lambda: 3 steps x 10 x 1e-3 = 0.03."""
-    plain = score_neurons("tuneprune", dense, code_batches(), l1_lambda=0.0, **FAST_TUNEPRUNE)
-    lasso = score_neurons("tuneprune", dense, code_batches(), l1_lambda=1e-3, **FAST_TUNEPRUNE)
-    for plain_norms, lasso_norms in zip(plain.scores, lasso.scores):
+def adamw_denominators(model, batch):
+    """Per neuron, the mean of AdamW's first-step denominator ``|g| + eps`` over its gate row, up row and
+    down column, from one backward pass of ``model`` on ``batch``."""
+    model = copy.deepcopy(model).train()
+    model(**batch).loss.backward()
+    return [(mlp.gate_proj.weight.grad.abs().sum(1) + mlp.up_proj.weight.grad.abs().sum(1)
+             + mlp.down_proj.weight.grad.abs().sum(0)) / (3 * HIDDEN) + 1e-8 for mlp in mlp_modules(model)]
+
+
+def test_tuneprune_proximal_step_shrinks_each_neuron_by_penalty_over_its_adamw_denominator(dense):
+    """One step: the LM step is the same with and without the penalty, so the norms differ by exactly the
+    proximal threshold penalty_lr * l1_lambda / d_j, which differs between neurons (AdamW's metric)."""
+    one_step = FAST_TUNEPRUNE | {"steps": 1}
+    plain = score_neurons("tuneprune", dense, code_batches(), l1_lambda=0.0, **one_step)
+    lasso = score_neurons("tuneprune", dense, code_batches(), l1_lambda=1e-3, **one_step)
+    for plain_norms, lasso_norms, denominator in zip(plain.scores, lasso.scores,
+                                                     adamw_denominators(dense, code_batches()[0])):
         shrink = plain_norms - lasso_norms
-        assert (shrink > 0.02).float().mean() > 0.9
-        assert shrink.mean().item() == pytest.approx(0.03, rel=0.15)
+        torch.testing.assert_close(shrink, 0.01 * 1e-3 / denominator, rtol=2e-3, atol=1e-6)
+        assert shrink.std() / shrink.mean() > 0.1  # not one threshold for every group
     assert lasso.metrics["tuneprune_penalty"] == pytest.approx(1e-3 * sum(n.sum().item() for n in lasso.scores),
                                                                rel=1e-4)
-    assert lasso.metrics["tuneprune_norm_shrink"] > plain.metrics["tuneprune_norm_shrink"] + 0.05
+    assert lasso.metrics["tuneprune_norm_shrink"] > plain.metrics["tuneprune_norm_shrink"]
     wiped = score_neurons("tuneprune", dense, code_batches(), l1_lambda=1.0, **FAST_TUNEPRUNE)
     assert wiped.metrics["tuneprune_zeroed_fraction"] == 1.0
+
+
+def test_tuneprune_removes_the_neurons_the_loss_does_not_use_even_with_the_largest_norms():
+    """Dead neurons (gate and up rows zero, so their activation and every gradient of theirs is zero) are
+    given the largest norms through their down_proj columns: a ranking by norm, or a soft-threshold that
+    shrinks every group alike, would keep them; in AdamW's metric their threshold is huge."""
+    model = tiny_llama(seed=4)
+    dead = torch.arange(0, WIDTH, 4)
+    with torch.no_grad():
+        for mlp, norms in zip(mlp_modules(model), initial_norms(model)):
+            mlp.gate_proj.weight[dead] = 0
+            mlp.up_proj.weight[dead] = 0
+            columns = mlp.down_proj.weight[:, dead]
+            mlp.down_proj.weight[:, dead] = columns * (2 * norms.max() / columns.norm(dim=0))
+    assert all(set(norms.argsort()[-len(dead):].tolist()) == set(dead.tolist()) for norms in initial_norms(model))
+    result = prune(model, "tuneprune", code_batches(), 0.25, l1_lambda=1e-3, **FAST_TUNEPRUNE)
+    for kept in result.keep:
+        assert not set(kept.tolist()) & set(dead.tolist())
 
 
 def test_tuneprune_scores_are_the_tuned_copys_group_norms(dense):
@@ -190,7 +265,7 @@ def test_tuneprune_scores_are_the_tuned_copys_group_norms(dense):
     assert tuned is not dense
     for layer, (score, before) in enumerate(zip(result.scores.scores, initial_norms(dense))):
         torch.testing.assert_close(score, neuron_group_norms(mlp_modules(tuned)[layer]).detach())
-        assert (score < before - 0.02).float().mean() > 0.9
+        assert (score < before).float().mean() > 0.9
     assert all(torch.equal(kept, expected) for kept, expected in zip(result.keep, select_neurons(
         initial_norms(tuned), 0.3)))
     tuned_down = mlp_modules(tuned)[0].down_proj.weight[:, result.keep[0]]
@@ -228,13 +303,15 @@ def test_l1_lambda_between_the_seeds_points_is_log_linear():
 
 
 def test_per_sparsity_lambda_reaches_the_tuning(dense, store):
-    """The stage's options at 80% shrink norms 1e-3 / 3e-4 times as far as at 30%, and each step is logged."""
+    """The stage's options at 80% shrink norms (against the same steps without the penalty) 1e-3 / 3e-4
+    times as far as at 30%, and each step is logged."""
     import mlflow
 
     shrink = {}
+    plain = score_neurons("tuneprune", dense, code_batches(), l1_lambda=0.0, steps=3, lr=1e-3).scores
     for sparsity in (0.3, 0.8):
         options = PruneConfig(method="tuneprune", sparsity=sparsity, tuneprune_steps=3, tuneprune_lr=1e-3,
-                              tuneprune_penalty_lr=30.0).method_options()
+                              tuneprune_penalty_lr=0.01).method_options()
         with mlflow.start_run() as run:
             result = prune(dense, "tuneprune", code_batches(), sparsity, **options)
         history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "tuneprune_penalty")
@@ -242,7 +319,7 @@ def test_per_sparsity_lambda_reaches_the_tuning(dense, store):
         assert history[-1].value < history[0].value
         assert result.scores.metrics["tuneprune_l1_lambda"] == pytest.approx(lambda_for(sparsity))
         shrink[sparsity] = sum((before - after).sum().item() for before, after
-                               in zip(initial_norms(dense), result.scores.scores))
+                               in zip(plain, result.scores.scores))
     assert shrink[0.8] / shrink[0.3] == pytest.approx(1e-3 / 3e-4, rel=0.15)
 
 

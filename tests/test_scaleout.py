@@ -5,6 +5,7 @@ is unreachable or lost.
 PostgreSQL comes from Debian's ``postgresql`` package, installed by the fixture when it is missing
 (as root with apt-get); a test that needs it fails, never skips, when it cannot be started.
 """
+import dataclasses
 import math
 import os
 import re
@@ -20,10 +21,15 @@ import pytest
 import sqlalchemy
 
 from forgetting.backends import postgres as postgres_service
-from forgetting.backends.commands import stage_parameters
+from forgetting.backends.commands import parameter_text, stage_parameters
 from forgetting.backends.slurm import LaunchConfig, launch, unlearning_jobs
+from forgetting.models import DEFAULT_MODEL
+from forgetting.posttrain.collect import CollectConfig
+from forgetting.posttrain.stage import PosttrainConfig
+from forgetting.pruning.stage import PruneConfig
 from forgetting.tracking import store as store_module
 from forgetting.tracking.server import start_server
+from forgetting.training.stage import TrainConfig
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLES = ("finetune_results", "training_curves", "checkpoints", "trials", "results_table")
@@ -251,19 +257,30 @@ def test_dry_run_prints_one_array_job_per_stage_with_the_grid_of_main(tmp_path, 
             result = run_script(text, tmp_path, SLURM_ARRAY_TASK_ID=str(index))
             assert result.returncode == 0, result.stderr
             words = result.stdout.splitlines()
-            assert words[:9] == ["run", ".", "-e", job.stage, "--env-manager", "local", "--experiment-name",
-                                 "unlearning", "-P"]
+            assert words[:8] == ["run", ".", "-e", job.stage, "--env-manager", "local", "--experiment-name",
+                                 "unlearning"]
+            assert words[8::2] == ["-P"] * len(parameters)
             assert dict(w.split("=", 1) for w in words[9::2]) == parameters
         if len(job.tasks) > 1:
             assert run_script(text, tmp_path, SLURM_ARRAY_TASK_ID=str(len(job.tasks))).returncode == 2
     prune_tasks, train_tasks, finetune_tasks, _ = (job.tasks for job in jobs)
     assert prune_tasks == tuple(stage_parameters(p) for p in prunes)
-    assert [t["model"] for t in train_tasks] == [config.model] + [f"models:/{p.model_name()}@pruned" for p in prunes]
+    # A task passes only what differs from the entry point's defaults: the dense run's model is the default one.
+    assert [t.get("model", DEFAULT_MODEL) for t in train_tasks] == [config.model] + [
+        f"models:/{p.model_name()}@pruned" for p in prunes]
+    assert all(value == "" or value != str(getattr(PruneConfig(), name)) for t in prune_tasks for name, value in t.items())
     last = train.checkpoint_steps()[-1]
     assert {t["model"] for t in finetune_tasks} == {
         f"models:/{start}-python@step-{step}" for start in ["smollm2-135m"] + [p.model_name() for p in prunes]
         for step in (0, last)}
     assert all(t["storage"] == STORAGE for t in finetune_tasks)
+
+
+def with_defaults(parameters: dict, config_class) -> dict:
+    """A task's ``-P`` values over its entry point's defaults (a job passes only what differs from them)."""
+    defaults = config_class()
+    return {field.name: parameter_text(getattr(defaults, field.name))
+            for field in dataclasses.fields(config_class)} | parameters
 
 
 def test_submit_checks_the_server_prepares_the_stores_and_chains_the_stages_with_afterok(
@@ -366,7 +383,7 @@ def test_forgetting_grid_chains_collect_posttrain_evaluate_and_looks_up_the_coll
         result = run_script(texts["02-posttrain.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID=str(index))
         assert result.returncode == 0, result.stderr
         words = result.stdout.splitlines()
-        tasks.append(dict(w.split("=", 1) for w in words[9::2]))
+        tasks.append(with_defaults(dict(w.split("=", 1) for w in words[9::2]), PosttrainConfig))
     by_start = {(t["start"], t["method"]): t for t in tasks}
     assert by_start[("base", "gt-sft")]["data"] == "" and by_start[("base", "gt-sft")]["backend"] == "cluster"
     assert by_start[("base", "off-rl")]["backend"] == "local"  # verl has no DPO
@@ -433,7 +450,8 @@ def test_dry_run_renders_one_chain_of_jobs_per_model_and_one_analyze_after_them(
         for index in range(len(starts)):
             result = run_script(texts[f"{model}/02-train.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID=str(index))
             assert result.returncode == 0, result.stderr
-            trained.append(dict(w.split("=", 1) for w in result.stdout.splitlines()[9::2])["model"])
+            trained.append(with_defaults(dict(w.split("=", 1) for w in result.stdout.splitlines()[9::2]),
+                                         TrainConfig)["model"])
         assert trained == starts
         assert f"#SBATCH --array=0-{len(starts) - 1}%3\n" in texts[f"{model}/02-train.sbatch"]
         finetuned = texts[f"{model}/03-finetune.sbatch"]
@@ -480,11 +498,13 @@ def test_forgetting_grid_per_model_shares_collect_and_takes_the_teachers_of_the_
                   python='if [ "$3" = upstream ]; then echo "run-${6#model=}"; fi')
 
     def tasks(name: str) -> list[dict]:
+        config_class = CollectConfig if name.endswith("collect.sbatch") else PosttrainConfig
         found = []
         for index in range(int(re.search(r"--array=0-(\d+)", texts[name])[1]) + 1):
             result = run_script(texts[name], tmp_path, SLURM_ARRAY_TASK_ID=str(index))
             assert result.returncode == 0, result.stderr
-            found.append(dict(w.split("=", 1) for w in result.stdout.splitlines()[9::2]))
+            found.append(with_defaults(dict(w.split("=", 1) for w in result.stdout.splitlines()[9::2]),
+                                       config_class))
         return found
 
     collected = {(t["model"], t["domain"]) for t in tasks("01-collect.sbatch")}
@@ -556,10 +576,9 @@ def test_grid_seeds_each_register_their_own_checkpoints():
 
 
 def test_launch_writes_one_chain_per_seed_with_its_own_names(tmp_path):
-    """Seed 1's chain prunes, trains and fine-tunes under seed 1 and reads only seed-1 aliases; the forgetting
-    study refuses seeds."""
+    """Seed 1's chain prunes, trains and fine-tunes under seed 1 and reads only seed-1 aliases (the forgetting
+    study's seeds: tests/test_forgetting_seeds.py)."""
     from forgetting.backends.slurm import study_jobs
-    from forgetting.errors import UsageError
 
     jobs = study_jobs(quick_config(tmp_path, seeds="0,1"))
     assert [job.stage for job in jobs] == ["prune", "train", "finetune"] * 2 + ["analyze"]
@@ -569,5 +588,3 @@ def test_launch_writes_one_chain_per_seed_with_its_own_names(tmp_path):
     assert train[0]["register_as"] == "smollm2-135m-seed1-python"
     assert [t["model"] for t in train[1:]] == [f"models:/{task['register_as']}@pruned" for task in prune]
     assert all(t["seed"] == "1" and "seed1" in t["model"] for t in (*train[1:], *finetune))
-    with pytest.raises(UsageError, match="seeds='0,1' is read by study='unlearning' only"):
-        quick_config(tmp_path, study="forgetting", seeds="0,1").validate()

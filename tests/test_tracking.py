@@ -62,6 +62,38 @@ def test_finished_stage_is_reused_and_upstream_change_reruns(store):
     assert first.data.params == {"task": "x", "upstream_model": "a"}
 
 
+def test_a_local_model_directory_is_keyed_on_its_weight_files(store, tiny_checkpoint):
+    import os
+    from dataclasses import dataclass
+
+    from forgetting.models.tiny import tiny_llama
+    from forgetting.stages import cached_model_stage
+
+    @dataclass(frozen=True)
+    class Config:
+        model: str
+
+        def validate(self):
+            pass
+
+    def stage():
+        return cached_model_stage("foundation", "evaluate", Config(str(tiny_checkpoint)),
+                                  lambda run, origin: mlflow.log_metric("value", 1.0))
+
+    first, _ = stage()
+    again, reused = stage()
+    assert reused and again.info.run_id == first.info.run_id  # unchanged folder: the same key
+    weights = tiny_checkpoint / "model.safetensors"
+    before = weights.stat()
+    tiny_llama(seed=1).save_pretrained(tiny_checkpoint)  # other weights of the same shapes, same folder
+    # a later save shows a later mtime; pinned here so a coarse-grained filesystem clock cannot hide it
+    os.utime(weights, ns=(before.st_atime_ns, before.st_mtime_ns + 10**9))
+    assert weights.stat().st_size == before.st_size
+    changed, reused = stage()
+    assert not reused and changed.info.run_id != first.info.run_id
+    assert changed.data.params["upstream_model_weights"] != first.data.params["upstream_model_weights"]
+
+
 def test_failed_stage_is_not_reused(store):
     def failing(run):
         raise RuntimeError("boom")

@@ -5,9 +5,11 @@ Rows come from FINISHED ``evaluate`` runs of the study (suite ``forgetting`` or 
 and seed); a model's method, domain and start are the run's lineage parameters, its scale the ``scale``
 tag (parameters) of its registered version (``query.ModelSizes``: else a parameter count its runs
 logged, or its config). Models that differ only by seed are one *condition* (``Conditions``): the
-registered name and every parameter of the run that registered it except ``seed`` (a model outside the
-registry is its own condition); each condition's numbers are the mean over its seeds with a 95%
-interval over them, or the interval its one run logged (``noise.over_seeds``).
+registered name less a grid seed's ``-seed<s>`` and every parameter of the run that registered it except
+the seed and the name it registered under, the collect run it learned from counted by that run's own
+settings (a model outside the registry is its own condition); so a method on one domain from one start
+is one row however many seeds ``launch -P seeds=…`` ran. Each condition's numbers are the mean over its
+seeds with a 95% interval over them, or the interval its one run logged (``noise.over_seeds``).
 
 Per condition: the accuracy change on every benchmark (code tasks such as HumanEval as pass@1) with its
 interval and McNemar's p; task accuracy (the domain's own benchmarks); capability change (the mean
@@ -62,15 +64,20 @@ LABELS = {"delta": "accuracy change vs start", "scale": "parameters", "task_accu
           "probe_retention": "probe accuracy / reference's", "benchmark": "benchmark"}
 
 
+PER_SEED = (noise.SEED, "register_as")  # parameters in which a condition's seeds differ by design
+
+
 class Conditions:
-    """What a model is apart from its seed, looked up once per model spec."""
+    """What a model is apart from its seed, looked up once per model spec and once per collect run."""
 
     def __init__(self):
         self._known: dict[str, tuple[str, str, str]] = {}
+        self._collected: dict[str, dict | str] = {}
 
     def __call__(self, spec: str) -> tuple[str, str, str]:
-        """``(condition, name, training seed)`` of ``spec``: a registered model's name with a digest of its
-        registering run's parameters other than ``seed``; any other spec stands for itself."""
+        """``(condition, name, training seed)`` of ``spec``: a registered model's name without the ``-seed<s>``
+        of its training seed (``unlearning.seeded_name``) and a digest of its registering run's ``settings``;
+        any other spec stands for itself."""
         if spec not in self._known:
             from forgetting.tracking.checkpoints import is_tracking_uri, registered_name
 
@@ -78,11 +85,23 @@ class Conditions:
             if params is None:
                 self._known[spec] = (spec, spec, "")
             else:
-                name = registered_name(spec)
-                settings = {k: v for k, v in params.items() if k != noise.SEED}
-                digest = hashlib.sha1(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:8]
-                self._known[spec] = (f"{name}:{digest}", name, params.get(noise.SEED, ""))
+                seed, name = params.get(noise.SEED, ""), registered_name(spec)
+                name = name.removesuffix(f"-seed{seed}") if seed not in ("", "0") else name
+                digest = hashlib.sha1(json.dumps(self.settings(params), sort_keys=True).encode()).hexdigest()[:8]
+                self._known[spec] = (f"{name}:{digest}", name, seed)
         return self._known[spec]
+
+    def settings(self, params: dict) -> dict:
+        """A registering run's parameters but ``PER_SEED``; the collect run it learned from (``data``, a run
+        ID that every seed has its own of) as that run's parameters but ``PER_SEED``."""
+        settings = {k: v for k, v in params.items() if k not in PER_SEED}
+        if data := settings.get("data"):
+            if data not in self._collected:
+                collected = _registering(data)[1]
+                self._collected[data] = data if collected is None else {
+                    k: v for k, v in collected.items() if k not in PER_SEED}
+            settings["data"] = self._collected[data]
+        return settings
 
 
 def _seed(run, conditions: Conditions) -> str:
@@ -397,9 +416,10 @@ def scale_figure(summary: pd.DataFrame) -> go.Figure | None:
     if frame.empty:
         return None
     frame = frame.assign(scale=pd.to_numeric(frame["scale"]), seed=frame["condition"])
+    # sorted before y_errors adds its error columns to this frame: the plotted frame must have them
     frame = noise.over_seeds(frame, ["start", "method", "domain", "scale"], ["mean_forgetting_rate"],
-                             keep={"model": lambda s: ", ".join(dict.fromkeys(s.astype(str)))})
-    figure = px.line(frame.sort_values("scale"), x="scale", y="mean_forgetting_rate", color="method",
+                             keep={"model": lambda s: ", ".join(dict.fromkeys(s.astype(str)))}).sort_values("scale")
+    figure = px.line(frame, x="scale", y="mean_forgetting_rate", color="method",
                      line_dash="domain", facet_col="start", markers=True, log_x=True, hover_data=["model"],
                      labels=LABELS, title="Forgetting vs model scale (one point per model size, 95% intervals)",
                      **noise.y_errors(frame, "mean_forgetting_rate"))

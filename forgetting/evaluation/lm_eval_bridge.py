@@ -2,10 +2,8 @@
 
 lm-eval reads a task YAML whose ``dataset_path: json`` points at absolute local files, so the
 same real rows that ``forgetting.data`` loads are written once as JSONL beside a generated YAML
-and evaluated with lm-eval's HF backend on the device policy's device, or its vLLM backend
-(``engine="vllm"``): no hub access. The HF backend loads bf16 weights where the policy resolves to
-bf16-autocast on a GPU, fp32 otherwise (lm-eval's numbers on a CPU stay fp32); vLLM's dtype is
-``forgetting.backends.engines.vllm_dtype``.
+and evaluated with the lm-eval backend of the chosen engine (``Engine.lm_eval`` in
+``forgetting.backends.engines``: HF on the device policy's device, or vLLM): no hub access.
 """
 from __future__ import annotations
 
@@ -45,29 +43,16 @@ def write_multiple_choice_task(name: str, rows, directory: str | Path) -> str:
     return task_name
 
 
-def lm_eval_backend(model_dir: str, engine: str = "hf", precision: str | None = None) -> dict:
-    """``simple_evaluate``'s ``model``, ``model_args`` and ``device`` for ``engine`` under the device policy."""
-    from forgetting.backends.engines import VLLM_GPU_MEMORY_UTILIZATION, resolved_precision, vllm_dtype
-    from forgetting.device import current
-
-    if engine == "vllm":  # vLLM places itself (CUDA_VISIBLE_DEVICES); lm-eval ignores a device for it
-        return {"model": "vllm", "device": None,
-                "model_args": {"pretrained": str(model_dir), "dtype": vllm_dtype(precision),
-                               "gpu_memory_utilization": VLLM_GPU_MEMORY_UTILIZATION}}
-    device = current().device
-    bf16 = device.type == "cuda" and resolved_precision(precision) == "bf16-autocast"
-    return {"model": "hf", "device": str(device),
-            "model_args": {"pretrained": str(model_dir), "dtype": "bfloat16" if bf16 else "float32"}}
-
-
 def run_lm_eval(model_dir: str, task_dir: str | Path, tasks: list[str], batch_size: int | str = 16,
                 log_samples: bool = False, engine: str = "hf", precision: str | None = None) -> dict:
-    """``lm_eval.simple_evaluate`` over generated local tasks with ``engine``'s backend (``lm_eval_backend``);
+    """``lm_eval.simple_evaluate`` over generated local tasks with ``engine``'s backend (``Engine.lm_eval``);
     ``batch_size`` may be lm-eval's ``"auto"``."""
     import lm_eval
     from lm_eval.tasks import TaskManager
 
+    from forgetting.backends.engines import ENGINES
+
     return lm_eval.simple_evaluate(
-        **lm_eval_backend(model_dir, engine, precision), tasks=tasks,
+        **ENGINES.get(engine).lm_eval(model_dir, precision), tasks=tasks,
         task_manager=TaskManager(include_path=str(task_dir), include_defaults=False),
         batch_size=batch_size, log_samples=log_samples, bootstrap_iters=0)

@@ -79,9 +79,9 @@ def sampled_replies(config) -> tuple[list[dict], list[list[str]]]:
 
     rows = load_task(config.generation_task, config.split, seed=config.seed, limit=config.limit or None,
                      source=config.source)
-    groups, _ = ENGINES.get(config.engine)(resolve_model(config.model), [row["prompt"] for row in rows],
-                                           config.samples, config.temperature, config.max_new_tokens, STOP_STRINGS,
-                                           config.seed, config.batch_size, config.precision)
+    groups, _ = ENGINES.get(config.engine).sample(resolve_model(config.model), [row["prompt"] for row in rows],
+                                                  config.samples, config.temperature, config.max_new_tokens,
+                                                  STOP_STRINGS, config.seed, config.batch_size, config.precision)
     return rows, groups
 
 

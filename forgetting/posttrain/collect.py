@@ -83,7 +83,7 @@ def collect(config: CollectConfig) -> dict[str, float]:
     requests, _ = env.reset()
     prompts = [env.env.domain.frame(request, tokenizer) for request in requests]
     started = time.perf_counter()
-    completions, tokens = ENGINES.get(config.engine)(
+    completions, tokens = ENGINES.get(config.engine).sample(
         location, prompts, config.samples, config.temperature, config.max_new_tokens,
         env.env.domain.stop_strings, config.seed, config.batch_size, config.precision)
     seconds = time.perf_counter() - started

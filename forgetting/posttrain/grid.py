@@ -1,10 +1,17 @@
 """The forgetting study's grid: collect → posttrain (method × domain × start) → evaluate → analyze.
 
 A preset names the domains, the methods and each stage's budget. Collect runs once per (model,
-domain) that some method learns from: the start model itself (off-rl's preference pairs), the
+domain, seed) that some method learns from: the start model itself (off-rl's preference pairs), the
 same-family teacher (sf-sft) and the cross-family teacher (cf-sft). Offline, the same-family
 teacher is the start model itself and the cross-family one Gemma-3-270M; a real study names larger
 teachers (``same_family_teacher``, ``cross_family_teacher``: ``launch`` overrides the preset's, per model).
+
+A grid seed is a whole replicate of the grid: collect, posttrain and evaluate all take it. Collect
+repeats per seed because its seed draws the prompt subset and the sampled responses that sf-sft, cf-sft
+and off-rl learn from (a posttrain seed alone would only reshuffle one fixed data set for those methods,
+while gt-sft and the online methods draw new prompts). Evaluate's seed draws its rows; the start is scored
+on the same rows, so each seed's change from it stays paired. Seed 0 keeps the plain registered names;
+seed s registers ``<name>-seed<s>`` (the unlearning study's ``seeded_name``).
 """
 from __future__ import annotations
 
@@ -60,8 +67,10 @@ def with_teachers(preset: ForgettingPreset, same_family: str = "", cross_family:
                    cross_family_teacher=cross_family or preset.cross_family_teacher)
 
 
-def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: int = 1, cluster: bool = False):
-    """``(collects, posttrains, evaluations)``: every config of the grid, checked before any job exists.
+def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: int = 1, cluster: bool = False,
+                       seed: int = 0):
+    """``(collects, posttrains, evaluations)``: every config of the grid for one grid ``seed``, checked
+    before any job exists.
 
     ``starts`` maps start (base, safe) to a model spec. Posttrain configs that learn from collected data
     carry ``data=""``: the job looks up the collect run once it exists (``forgetting.backends.slurm``).
@@ -74,13 +83,16 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: i
     from forgetting.evaluation.suites import EvaluateConfig
     from forgetting.posttrain.collect import CollectConfig
     from forgetting.posttrain.stage import PosttrainConfig
+    from forgetting.unlearning import seeded_name
 
     collects, posttrains = {}, []
     for start, model in starts.items():
         for domain in preset.domains:
             for method in preset.methods:
                 config = PosttrainConfig(model=model, method=method, domain=domain, start=start, gpus=gpus,
-                                         **preset.posttrain)
+                                         seed=seed, **preset.posttrain)
+                if seed:
+                    config = replace(config, register_as=seeded_name(config.model_name(), seed))
                 if cluster and method in VERL_TRAINERS:
                     config = replace(config, backend="cluster", launch="here")
                 replace(config, launch="dry-run").validate_parameters()  # GPUs are checked on the node
@@ -90,9 +102,10 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: i
                     raise UsageError(f"cross_family_teacher={teacher!r} is the {start} start model itself: cf-sft "
                                      "needs a teacher of another family (give one per model, comma-separated)")
                 if teacher:
-                    collects.setdefault((teacher, domain), CollectConfig(model=teacher, domain=domain, **preset.collect))
+                    collects.setdefault((teacher, domain), CollectConfig(model=teacher, domain=domain, seed=seed,
+                                                                         **preset.collect))
     evaluations = [EvaluateConfig(model=f"models:/{p.model_name()}@posttrained", suite="all", reference=p.model,
-                                  **preset.evaluate) for p in posttrains]
+                                  seed=seed, **preset.evaluate) for p in posttrains]
     for config in (*collects.values(), *evaluations):
         config.validate()
     return list(collects.values()), posttrains, evaluations

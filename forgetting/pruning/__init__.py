@@ -1,6 +1,7 @@
 """MLP-neuron pruning: score every neuron, keep the best, physically remove the rest.
 
-A pruning method is a module with two functions, registered by name in ``PRUNING_METHODS``:
+A pruning method is a module with two functions, registered by name in ``PRUNING_METHODS`` as a
+``PruningCriterion`` (``forgetting.pruning.spec``: its fields, options and the models it applies to):
 
 - ``score_neurons(model, batches, *, seed, **options) -> NeuronScores``: one score per MLP
   neuron per layer (higher = more important) and the model to prune, without modifying ``model``;
@@ -14,7 +15,6 @@ front so an entry point can fail before it creates a run.
 """
 from __future__ import annotations
 
-import importlib
 import inspect
 from dataclasses import dataclass
 from typing import Iterable, Mapping
@@ -27,19 +27,26 @@ from forgetting.registry import Registry
 from forgetting.pruning.remove import (LayerCount, check_selection, count_parameters, counts_as_metrics,
                                        layer_counts, mask_neurons, remove_neurons, select_neurons)
 from forgetting.pruning.scores import NeuronScores, mlp_widths
+from forgetting.pruning.spec import PruningCriterion
 
 PRUNING_METHODS = Registry("method")
-PRUNING_METHODS.register("random", "forgetting.pruning.random_scores:score_neurons")
-PRUNING_METHODS.register("attribution", "forgetting.pruning.attribution:score_neurons")
-PRUNING_METHODS.register("tuneprune", "forgetting.pruning.tuneprune:score_neurons")
+PRUNING_METHODS.register("random", PruningCriterion("forgetting.pruning.random_scores:score_neurons",
+                                                    classifier=True, weight_level=True))
+PRUNING_METHODS.register("attribution", PruningCriterion(
+    "forgetting.pruning.attribution:score_neurons", options="forgetting.pruning.attribution:stage_options"))
+PRUNING_METHODS.register("tuneprune", PruningCriterion(
+    "forgetting.pruning.tuneprune:score_neurons",
+    fields=("l1_lambda", "tuneprune_steps", "tuneprune_lr", "tuneprune_penalty_lr"),
+    options="forgetting.pruning.tuneprune:stage_options"))
 for _criterion in ("magnitude", "movement", "gradient", "combined"):
-    PRUNING_METHODS.register(_criterion, f"forgetting.pruning.criteria:{_criterion}_neurons")
+    PRUNING_METHODS.register(_criterion, PruningCriterion(
+        f"forgetting.pruning.criteria:{_criterion}_neurons", language_model=False, classifier=True,
+        weight_level=True, needs_statistics=_criterion != "magnitude"))
 
 
 def check_method_options(method: str, **options) -> None:
     """Unknown method, unknown option or out-of-range option value: ``UsageError``."""
-    scorer = PRUNING_METHODS.get(method)
-    check_options = importlib.import_module(scorer.__module__).check_options
+    check_options = PRUNING_METHODS.get(method).check
     accepted = list(inspect.signature(check_options).parameters)
     unknown = sorted(set(options) - set(accepted))
     if unknown:
@@ -56,7 +63,7 @@ def check_pruning(method: str, sparsity: float, scope: str = "layer", **options)
 def score_neurons(method: str, model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]] | None, *,
                   seed: int = 0, **options) -> NeuronScores:
     check_method_options(method, **options)
-    return PRUNING_METHODS.get(method)(model, batches, seed=seed, **options)
+    return PRUNING_METHODS.get(method).score(model, batches, seed=seed, **options)
 
 
 @dataclass
@@ -83,6 +90,6 @@ def prune(model: nn.Module, method: str, batches: Iterable[Mapping[str, torch.Te
                   counts=layer_counts(scores.model, keep), scores=scores)
 
 
-__all__ = ["PRUNING_METHODS", "LayerCount", "NeuronScores", "Pruned", "check_method_options", "check_pruning",
+__all__ = ["PRUNING_METHODS", "LayerCount", "NeuronScores", "Pruned", "PruningCriterion", "check_method_options", "check_pruning",
            "count_parameters", "counts_as_metrics", "layer_counts", "mask_neurons", "mlp_widths", "prune",
            "remove_neurons", "score_neurons", "select_neurons"]

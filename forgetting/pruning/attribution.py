@@ -29,6 +29,11 @@ def check_options(*, precision: str = "fp32") -> None:
     check_choice("precision", precision, PRECISIONS)
 
 
+def stage_options(config) -> dict:
+    """The options the prune stage's ``config`` gives this criterion."""
+    return {"precision": config.precision}
+
+
 @contextlib.contextmanager
 def _evaluation_mode(model: nn.Module):
     was_training = model.training
@@ -78,8 +83,9 @@ def score_neurons(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]
             with autocast(precision, device):
                 loss = model(**batch).loss
             gradients = torch.autograd.grad(loss, captured)
-            for total, activation, gradient in zip(totals, captured, gradients):
-                total += (activation.double() * gradient.double()).abs().flatten(0, -2).sum(dim=0)
+            with torch.no_grad():  # in the graph, each total would keep every batch's activations alive
+                for total, activation, gradient in zip(totals, captured, gradients):
+                    total += (activation.double() * gradient.double()).abs().flatten(0, -2).sum(dim=0)
             loss_sum += loss.item()
             batch_count += 1
             token_count += int(batch["attention_mask"].sum()) if "attention_mask" in batch else batch["input_ids"].numel()

@@ -22,22 +22,23 @@ GRANULARITIES = ("neuron", "weight")
 def check_selective_pruning(config, location: str) -> None:
     """A classifier prune request: criterion, fraction, granularity, recovery budget, statistics."""
     from forgetting.data.classification import check_classification_task
-    from forgetting.pruning import check_pruning
-    from forgetting.pruning.criteria import NEEDS_STATISTICS, WEIGHT_CRITERIA
+    from forgetting.pruning import PRUNING_METHODS, check_pruning
     from forgetting.training.statistics import STATISTICS_FILE
 
     check_choice("granularity", config.granularity, GRANULARITIES)
+    criterion = PRUNING_METHODS.get(config.method)
     if config.granularity == "weight":
-        check_choice("method", config.method, WEIGHT_CRITERIA)
+        check_choice("method", config.method, [m for m in PRUNING_METHODS if PRUNING_METHODS.get(m).weight_level])
     check_pruning(config.method, config.sparsity, config.scope)
-    if config.method in ("attribution", "tuneprune"):
+    if not criterion.classifier:
+        classifiers = [m for m in PRUNING_METHODS if PRUNING_METHODS.get(m).classifier]
         raise UsageError(f"method={config.method!r} scores neurons by the language-model loss; a classifier "
-                         "takes magnitude, movement, gradient, combined or random")
+                         f"takes one of: {', '.join(classifiers)}")
     check_classification_task(config.task)
     check_range("recovery_steps", config.recovery_steps, 0)
     check_range("recovery_lr", config.recovery_lr, 0, low_open=True)
     check_range("batch_size", config.batch_size, 1)
-    if config.method in NEEDS_STATISTICS and not (Path(location) / STATISTICS_FILE).exists():
+    if criterion.needs_statistics and not (Path(location) / STATISTICS_FILE).exists():
         raise UsageError(f"method={config.method!r} needs the fine-tuning statistics that `finetune -P "
                          f"mode=classification` saves beside its checkpoint; model={config.model!r} has none")
 

@@ -13,12 +13,11 @@ import mlflow
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
-from forgetting.pruning.tuneprune import BY_SPARSITY, DEFAULT_LR, DEFAULT_PENALTY_LR, DEFAULT_STEPS, resolve_lambda
+from forgetting.pruning.tuneprune import BY_SPARSITY, DEFAULT_LR, DEFAULT_PENALTY_LR, DEFAULT_STEPS
 from forgetting.tracking.checkpoints import CHECKPOINT_DTYPES
 
 CLASSIFIER_FIELDS = ("task", "recovery_steps", "recovery_lr")
-LANGUAGE_MODEL_FIELDS = ("calibration_blocks", "eval_blocks", "block_size", "checkpoint_dtype", "l1_lambda",
-                         "tuneprune_steps", "tuneprune_lr", "tuneprune_penalty_lr")
+LANGUAGE_MODEL_FIELDS = ("calibration_blocks", "eval_blocks", "block_size", "checkpoint_dtype")
 
 
 @dataclass(frozen=True)
@@ -39,7 +38,8 @@ class PruneConfig:
     tuneprune_steps: int = field(default=DEFAULT_STEPS, metadata={"help": "tuneprune training steps"})
     tuneprune_lr: float = field(default=DEFAULT_LR, metadata={"help": "tuneprune AdamW learning rate (LM loss)"})
     tuneprune_penalty_lr: float = field(default=DEFAULT_PENALTY_LR, metadata={
-        "help": "tuneprune proximal step on the penalty: each step shrinks every neuron's norm by this x l1_lambda"})
+        "help": "tuneprune proximal step size in AdamW's metric: a step shrinks neuron j's norm by this x "
+                "l1_lambda / d_j, d_j the mean AdamW denominator of its weights"})
     precision: str = field(default="fp32", metadata={"help": ", ".join(PRECISIONS)})
     checkpoint_dtype: str = field(default="fp32", metadata={
         "help": "dtype of the registered pruned checkpoint's weights: fp32, or bf16 (half the bytes)"})
@@ -51,15 +51,19 @@ class PruneConfig:
     recovery_lr: float = field(default=1e-4, metadata={"help": "classifiers: recovery learning rate"})
 
     def method_options(self) -> dict:
-        options = {"precision": self.precision} if self.method != "random" else {}
-        if self.method == "tuneprune":
-            options |= {"l1_lambda": resolve_lambda(self.l1_lambda, self.sparsity), "steps": self.tuneprune_steps,
-                        "lr": self.tuneprune_lr, "penalty_lr": self.tuneprune_penalty_lr}
-        return options
+        """The options this config gives its pruning criterion (``PruningCriterion.options_of``)."""
+        from forgetting.pruning import PRUNING_METHODS
+
+        return PRUNING_METHODS.get(self.method).options_of(self)
 
     def params(self) -> dict:
-        """The parameters the chosen path reads: what the cache key covers."""
-        unread = LANGUAGE_MODEL_FIELDS if self.classifier else CLASSIFIER_FIELDS
+        """The parameters the chosen path reads: what the cache key covers. Every criterion's own fields
+        (``PruningCriterion.fields``) are read by that criterion alone."""
+        from forgetting.pruning import PRUNING_METHODS
+
+        own = set(PRUNING_METHODS.get(self.method).fields) if self.method in PRUNING_METHODS else set()
+        others = {name for method in PRUNING_METHODS for name in PRUNING_METHODS.get(method).fields} - own
+        unread = set(LANGUAGE_MODEL_FIELDS if self.classifier else CLASSIFIER_FIELDS) | others
         return {name: value for name, value in asdict(self).items() if name not in unread}
 
     @property
@@ -71,12 +75,17 @@ class PruneConfig:
 
     def validate(self) -> None:
         from forgetting.models import resolve_model
-        from forgetting.pruning import check_pruning
+        from forgetting.pruning import PRUNING_METHODS, check_pruning
 
         if self.classifier:
             from forgetting.pruning.selective import check_selective_pruning
 
             return check_selective_pruning(self, resolve_model(self.model))
+        criterion = PRUNING_METHODS.get(self.method)
+        if not criterion.language_model:
+            language_models = [m for m in PRUNING_METHODS if PRUNING_METHODS.get(m).language_model]
+            raise UsageError(f"method={self.method!r} prunes sequence classifiers (the selective study); a language "
+                             f"model takes one of: {', '.join(language_models)}")
         if self.granularity != "neuron":
             raise UsageError(f"granularity={self.granularity!r} is for sequence classifiers (the selective study); "
                              "a language model is pruned by neuron")

@@ -1,29 +1,26 @@
 """TunePrune scores: train with a group-lasso penalty on neurons, then score by neuron norm.
 
-A copy of the model is trained for ``steps`` steps of proximal gradient descent on the causal-LM
-loss plus ``l1_lambda * sum over neurons of ||w_j||``, where ``w_j`` is neuron ``j``'s weight group
-(its ``gate_proj`` and ``up_proj`` rows and its ``down_proj`` column, plus their biases if any):
-each step is an AdamW step (``lr``, no weight decay) on the LM loss, then the proximal map of the
-penalty, a group soft-threshold ``w_j <- w_j * max(0, 1 - penalty_lr * l1_lambda / ||w_j||)``. The
-penalty is an L1 norm over groups, so it drives whole neurons to zero while the loss pulls back
-the ones the data needs. The score is the tuned group norm; the model to prune is the tuned copy
-(``NeuronScores.model``), never the model passed in.
+A copy of the model is trained for ``steps`` steps of proximal AdamW on the causal-LM loss plus
+``l1_lambda * sum over neurons of ||w_j||``, where ``w_j`` is neuron ``j``'s weight group (its
+``gate_proj`` and ``up_proj`` rows and its ``down_proj`` column, plus their biases if any): each step is
+an AdamW step (``lr``, no weight decay) on the LM loss, then the proximal map of the penalty in AdamW's
+own metric, a group soft-threshold ``w_j <- w_j * max(0, 1 - penalty_lr * l1_lambda / (d_j * ||w_j||))``
+with ``d_j`` the mean of AdamW's denominator ``sqrt(v_hat) + eps`` over the group's weights (ProxGen's
+proximal step under a diagonal preconditioner, with the preconditioner averaged per group: Yun, Lozano
+and Yang, NeurIPS 2021). The penalty is an L1 norm over groups, so it drives whole neurons to zero while
+the loss pulls back the ones the data needs. The score is the tuned group norm; the model to prune is
+the tuned copy (``NeuronScores.model``), never the model passed in.
 
-Why a proximal step with its own, larger learning rate (``penalty_lr``): with the penalty in the
-loss, AdamW's per-weight normalisation moves every weight by about ``lr`` per step whatever
-``l1_lambda`` is, so ``lr * steps`` bounds how far norms shrink (SmolLM2-135M, group norms ~8:
-``lr=1e-4``, 8 steps moved them < 0.1%), and raising ``lr`` instead makes the LM part overfit a
-small calibration set. The soft-threshold shrinks every group by exactly ``penalty_lr * l1_lambda``
-per step, independent of ``lr``; the LM loss decides which groups grow back.
+Why the metric matters: with the penalty inside the loss, as the seed trains it, AdamW divides each
+weight's penalty gradient by that weight's ``sqrt(v_hat)``, so a neuron whose weights the LM loss barely
+moves (small ``v``) shrinks fastest. A Euclidean soft-threshold shrinks every group by the same amount,
+so the tuned norms keep the initial order, and in SmolLM2-135M the small-norm neurons matter *more* than
+random ones (pruning 30% by the untuned norm: held-out Python loss 13.5 against 8.3 for random).
 
-What few steps cannot do (SmolLM2-135M, 8 calibration blocks of 128 tokens, bf16 autocast, per-layer
-pruning at 30%): before tuning, the smallest-norm neurons matter *more* than random ones (pruning by
-the initial norm: held-out loss 13.5 vs 8.3 for random), and the norms are tightly spread (10th-90th
-percentile 7.2-8.8), so the pruned set only improves on random once the LM gradient has pulled the
-needed groups back by more than that spread. With 8 blocks the LM part overfits first (20 steps at
-``lr=1e-4``: held-out loss before pruning 2.93 -> 4.03; at 1e-3: -> 8.1). With 400 fresh blocks,
-100 steps at ``lr=1e-3`` and ``penalty_lr=67`` beat random at 63% and 80% removed (11.1 vs 13.2,
-8.4 vs 15.6) but not at 30% (10.6 vs 8.3). README has the numbers.
+Why a proximal step with its own step size (``penalty_lr``, in AdamW's metric; ProxGen uses ``lr``):
+inside the loss the penalty moves norms by at most about ``lr`` per weight per step, so a budget of a few
+steps cannot reorder them, and raising ``lr`` instead makes the LM part overfit a small calibration set.
+README has the measured budgets.
 
 ``l1_lambda`` by sparsity (``lambda_for``): 3e-4, 5e-4, 1e-3 at 30, 63, 80% removed, the values
 the study's seed used; between those points it is interpolated linearly in log(lambda), outside
@@ -49,7 +46,7 @@ BY_SPARSITY = -1.0  # ``l1_lambda`` value meaning "from the sparsity" (``lambda_
 DEFAULT_L1_LAMBDA = LAMBDA_BY_SPARSITY[0][1]
 DEFAULT_STEPS = 100
 DEFAULT_LR = 1e-4
-DEFAULT_PENALTY_LR = 30.0
+DEFAULT_PENALTY_LR = 0.01
 ZEROED = 0.01  # a group counts as zeroed once its norm is below this fraction of its norm before tuning
 
 
@@ -89,6 +86,12 @@ def check_options(*, l1_lambda: float = DEFAULT_L1_LAMBDA, steps: int = DEFAULT_
     check_choice("precision", precision, PRECISIONS)
 
 
+def stage_options(config) -> dict:
+    """The options the prune stage's ``config`` gives this criterion (λ from the sparsity unless given)."""
+    return {"precision": config.precision, "l1_lambda": resolve_lambda(config.l1_lambda, config.sparsity),
+            "steps": config.tuneprune_steps, "lr": config.tuneprune_lr, "penalty_lr": config.tuneprune_penalty_lr}
+
+
 def neuron_group_norms(mlp: nn.Module) -> torch.Tensor:
     """``||w_j||_2`` over neuron ``j``'s gate row, up row and down column (and biases), per neuron."""
     squares = (mlp.gate_proj.weight.pow(2).sum(dim=1) + mlp.up_proj.weight.pow(2).sum(dim=1)
@@ -99,8 +102,9 @@ def neuron_group_norms(mlp: nn.Module) -> torch.Tensor:
 
 
 @torch.no_grad()
-def group_soft_threshold(mlp: nn.Module, threshold: float) -> None:
-    """The proximal map of ``threshold * sum_j ||w_j||``: shrink each group's norm by ``threshold``, floor 0."""
+def group_soft_threshold(mlp: nn.Module, threshold: float | torch.Tensor) -> None:
+    """The proximal map of ``sum_j threshold_j * ||w_j||``: shrink group ``j``'s norm by ``threshold_j`` (one
+    value for every group, or one per neuron), floor 0."""
     norms = neuron_group_norms(mlp)
     factor = (1 - threshold / norms.clamp_min(torch.finfo(norms.dtype).tiny)).clamp_min(0)
     mlp.gate_proj.weight.mul_(factor[:, None].to(mlp.gate_proj.weight.dtype))
@@ -109,6 +113,22 @@ def group_soft_threshold(mlp: nn.Module, threshold: float) -> None:
     if mlp.gate_proj.bias is not None:
         mlp.gate_proj.bias.mul_(factor.to(mlp.gate_proj.bias.dtype))
         mlp.up_proj.bias.mul_(factor.to(mlp.up_proj.bias.dtype))
+
+
+@torch.no_grad()
+def adamw_metric(mlp: nn.Module, optimizer: torch.optim.Optimizer) -> torch.Tensor:
+    """Per neuron, the mean over its weight group of AdamW's denominator ``sqrt(v / (1 - beta2^t)) + eps``."""
+    def denominator(parameter: torch.Tensor) -> torch.Tensor:
+        state, group = optimizer.state[parameter], optimizer.param_groups[0]
+        beta2 = group["betas"][1]
+        return (state["exp_avg_sq"].float() / (1 - beta2 ** float(state["step"]))).sqrt() + group["eps"]
+
+    total = (denominator(mlp.gate_proj.weight).sum(dim=1) + denominator(mlp.up_proj.weight).sum(dim=1)
+             + denominator(mlp.down_proj.weight).sum(dim=0))
+    count = mlp.gate_proj.in_features + mlp.up_proj.in_features + mlp.down_proj.out_features
+    if mlp.gate_proj.bias is not None:
+        total, count = total + denominator(mlp.gate_proj.bias) + denominator(mlp.up_proj.bias), count + 2
+    return total / count
 
 
 def shrinkage(before: torch.Tensor, after: torch.Tensor) -> dict[str, float]:
@@ -159,7 +179,7 @@ def score_neurons(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]
             optimizer.step()
             optimizer.zero_grad(set_to_none=True)
             for mlp in mlps:
-                group_soft_threshold(mlp, penalty_lr * l1_lambda)
+                group_soft_threshold(mlp, penalty_lr * l1_lambda / adamw_metric(mlp, optimizer))
             with torch.no_grad():
                 norms = torch.cat([neuron_group_norms(mlp).float() for mlp in mlps])
             metrics = {"tuneprune_lm_loss": lm_loss.item(), "tuneprune_penalty": l1_lambda * norms.sum().item(),
