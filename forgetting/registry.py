@@ -13,6 +13,12 @@ from typing import Any, Iterator
 from forgetting.errors import UsageError
 
 
+def load(path: str) -> Any:
+    """The attribute a ``"package.module:attribute"`` string names, its module imported now."""
+    module_name, _, attribute = path.partition(":")
+    return getattr(importlib.import_module(module_name), attribute)
+
+
 class Registry:
     def __init__(self, kind: str):
         self.kind = kind
@@ -36,9 +42,7 @@ class Registry:
             raise UsageError(f"{self.kind}={name!r} is not one of: {', '.join(self.names())}")
         entry = self._entries[name]
         if isinstance(entry, str):
-            module_name, _, attribute = entry.partition(":")
-            entry = getattr(importlib.import_module(module_name), attribute)
-            self._entries[name] = entry
+            entry = self._entries[name] = load(entry)
         return entry
 
     def names(self) -> list[str]:

@@ -1,4 +1,7 @@
-"""Stages as the entry points run them: validate, resolve inputs, run (or reuse) one MLflow run."""
+"""Stages as the entry points run them: validate, resolve inputs, run (or reuse) one MLflow run.
+
+Each stage resolves a model spec once (``each_spec_resolved_once``): its checks, its cache key and its
+body read the same checkpoint, however often they ask."""
 from __future__ import annotations
 
 import dataclasses
@@ -7,6 +10,7 @@ import mlflow
 
 from forgetting.evaluation.suites import EvaluateConfig, run_suite
 from forgetting.models import resolve_model
+from forgetting.models.resolve import each_spec_resolved_once
 from forgetting.tracking import configure, run_stage
 
 LINEAGE_KEYS = ("method", "sparsity", "step", "granularity", "source_stage", "domain", "start")
@@ -61,6 +65,7 @@ def lineage(spec: str, study: str | None = None) -> dict:
             "domain": tags.get("domain", "none"), "start": tags.get("start", "none")}
 
 
+@each_spec_resolved_once
 def evaluate_stage(config: EvaluateConfig, study: str | None = None):
     """Run one evaluation suite on the model in a cached stage run, filed under the study of the
     checkpoint (with its method, sparsity and step) so that study's analyze finds it."""
@@ -132,6 +137,7 @@ def representation_summary(metrics: dict) -> str:
             f"{metrics['refusal_direction_retained']:.3f} at layer {int(metrics['refusal_direction_layer'])}")
 
 
+@each_spec_resolved_once
 def prune_stage(config):
     """Prune in a cached stage run of the unlearning study (the selective study for a classifier)."""
     from forgetting.pruning.selective import prune_classifier
@@ -155,6 +161,7 @@ def prune_stage(config):
     return run
 
 
+@each_spec_resolved_once
 def train_stage(config, study: str = "unlearning"):
     """Continued training on Python code in a cached, resumable stage run."""
     from forgetting.training.stage import train_model
@@ -168,6 +175,7 @@ def train_stage(config, study: str = "unlearning"):
     return run
 
 
+@each_spec_resolved_once
 def finetune_stage(config, study: str | None = None):
     """Baseline accuracy and an Optuna learning-rate sweep in a cached stage run (of the unlearning
     study, or the selective study for a classifier)."""
@@ -182,6 +190,7 @@ def finetune_stage(config, study: str | None = None):
     return run
 
 
+@each_spec_resolved_once
 def attribute_stage(config):
     """Training-data attribution in a cached stage run of the attribution study."""
     from forgetting.attribution.stage import GROUND_TRUTH, attribute
@@ -195,6 +204,7 @@ def attribute_stage(config):
     return run
 
 
+@each_spec_resolved_once
 def distill_stage(config):
     """Knowledge distillation of a classifier into a smaller student in a cached stage run."""
     from forgetting.training.distill_stage import distill_student
@@ -208,6 +218,7 @@ def distill_stage(config):
     return run
 
 
+@each_spec_resolved_once
 def collect_stage(config):
     """Trajectories of a model in a domain's environment, with SFT and preference exports."""
     from forgetting.posttrain.collect import collect
@@ -220,6 +231,7 @@ def collect_stage(config):
     return run
 
 
+@each_spec_resolved_once
 def posttrain_stage(config):
     """One post-training method on one domain, registered with its method, domain, start and scale.
     On the cluster backend, ``launch=dry-run`` prints the verl job and ``launch=sbatch`` submits it;

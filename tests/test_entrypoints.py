@@ -287,5 +287,7 @@ def test_posttrain_cluster_dry_run_prints_the_verl_job_and_opens_no_run(env):
     result = run([sys.executable, "entrypoints/posttrain.py", "--method", "on-rl", "--backend", "cluster",
                   "--launch", "dry-run"], env)
     assert "python -m verl.trainer.main_ppo" in result.stdout and "#SBATCH --gres=gpu:1" in result.stdout
-    assert "-P launch=here" in result.stdout
+    # The job reruns the stage with verl on its node: the cluster backend and launch=here (the default, so
+    # not passed), never the dry run that printed it.
+    assert "-P backend=cluster" in result.stdout and "launch=dry-run" not in result.stdout
     assert runs_in(env) == []

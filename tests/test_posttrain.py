@@ -105,7 +105,7 @@ def test_every_method_moves_its_own_objective(method, store, tmp_path, tiny_chec
     model, tokenizer = load_model(str(tiny_checkpoint_with_tokenizer))
     before = [p.clone() for p in model.parameters()]
     with mlflow.start_run():
-        metrics = POSTTRAIN_METHODS.get(method)(model, tokenizer, data, config, tmp_path / "work")
+        metrics = POSTTRAIN_METHODS.get(method).train(model, tokenizer, data, config, tmp_path / "work")
     moved = metrics["objective_end"] - metrics["objective_start"]
     assert (moved > 0) if metrics["objective_higher_is_better"] else (moved < 0), metrics
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters()))
@@ -238,7 +238,7 @@ def test_online_rl_reward_reads_every_reward_column_safety_included(monkeypatch,
     data = MethodData(DOMAINS["safety"], list(DomainEnv("safety", "train", seed=0, limit=4).rows), None)
     config = PosttrainConfig(method="on-rl", domain="safety", batch_size=4, num_generations=2, precision="fp32")
     with pytest.raises(Captured):
-        POSTTRAIN_METHODS.get("on-rl")(None, None, data, config, tmp_path)
+        POSTTRAIN_METHODS.get("on-rl").train(None, None, data, config, tmp_path)
     rows = captured["rows"]
     assert all("label" in row for row in rows)
     refusal = "I'm sorry, but I can't help with that."

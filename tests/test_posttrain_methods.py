@@ -7,7 +7,7 @@ learns from, and SDFT's privileged context reaching the teacher only.
 import pytest
 import torch
 
-from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
+from forgetting.posttrain import POSTTRAIN_METHODS
 from forgetting.posttrain.data import MethodData
 from forgetting.posttrain.stage import PosttrainConfig
 from forgetting.rewards import REWARDS
@@ -106,8 +106,8 @@ def test_default_pi_run_brings_the_student_towards_the_teacher(store, tmp_path, 
     before = probe_kl(model, tokenizer, rows)
     config = PosttrainConfig(method="pi", steps=10, **FAST)
     with mlflow.start_run() as run:
-        metrics = POSTTRAIN_METHODS.get("pi")(model, tokenizer, MethodData(DOMAINS["math"], rows, None),
-                                              config, tmp_path / "work")
+        metrics = POSTTRAIN_METHODS.get("pi").train(model, tokenizer, MethodData(DOMAINS["math"], rows, None),
+                                                    config, tmp_path / "work")
     history = mlflow.MlflowClient().get_metric_history(run.info.run_id, "student_teacher_kl")
     assert sorted(m.step for m in history) == list(range(1, 11))
     assert metrics["student_teacher_kl_end"] < metrics["student_teacher_kl_start"], metrics
@@ -141,7 +141,7 @@ def test_spin_prefers_the_reference_over_its_own_answer_against_the_previous_rou
     own, _ = generate(model, tokenizer, [row["prompt"] for row in data.rows], config.max_new_tokens,
                       config.batch_size, data.domain.stop_strings, config.precision)
     with mlflow.start_run():
-        POSTTRAIN_METHODS.get("self")(model, tokenizer, data, config, tmp_path / "work")
+        POSTTRAIN_METHODS.get("self").train(model, tokenizer, data, config, tmp_path / "work")
     assert len(rounds) == 2
     first = rounds[0]["pairs"]
     assert [p["chosen"] for p in first] == [data.domain.reference(row) for row in data.rows]
@@ -174,7 +174,7 @@ def test_grpo_update_follows_the_domain_reward(monkeypatch, store, tmp_path, tin
         data = MethodData(Domain("toy", "gsm8k", ("gsm8k",), reward), math_rows(), None)
         config = PosttrainConfig(method="on-rl", steps=2, **FAST)
         with mlflow.start_run():
-            POSTTRAIN_METHODS.get("on-rl")(model, tokenizer, data, config, tmp_path / reward)
+            POSTTRAIN_METHODS.get("on-rl").train(model, tokenizer, data, config, tmp_path / reward)
         moved[reward] = not same(start, snapshot(model))
     assert calls and sum(calls) >= 2 * FAST["batch_size"], "the domain reward scored every completion"
     assert moved == {"test-lowercase": True, "test-constant": False}
@@ -207,8 +207,8 @@ def test_dpo_raises_the_chosen_over_the_rejected(store, tmp_path, tiny):
     before = margin()
     config = PosttrainConfig(method="off-rl", steps=6, **{**FAST, "batch_size": 2})
     with mlflow.start_run():
-        POSTTRAIN_METHODS.get("off-rl")(model, tokenizer, MethodData(DOMAINS["math"], [], pairs), config,
-                                        tmp_path / "work")
+        POSTTRAIN_METHODS.get("off-rl").train(model, tokenizer, MethodData(DOMAINS["math"], [], pairs), config,
+                                              tmp_path / "work")
     assert margin() > before + 1.0
 
 
@@ -232,15 +232,15 @@ def test_each_sft_variant_learns_from_its_own_source(method, monkeypatch, tmp_pa
     preset = ForgettingPreset(same_family_teacher="same-family", cross_family_teacher="other-family")
     collected = None if method == "gt-sft" else teacher_rows
     with pytest.raises(Captured) as captured:
-        POSTTRAIN_METHODS.get(method)(None, None, MethodData(DOMAINS["math"], rows, collected),
-                                      PosttrainConfig(method=method, precision="fp32"), tmp_path)
+        POSTTRAIN_METHODS.get(method).train(None, None, MethodData(DOMAINS["math"], rows, collected),
+                                            PosttrainConfig(method=method, precision="fp32"), tmp_path)
     completions = [row["completion"] for row in captured.value.args[0]]
     if method == "gt-sft":
         assert completions == [DOMAINS["math"].reference(row) for row in rows]
-        assert COLLECTED_DATA[method] == "" and teacher_of(method, "start", preset) is None
+        assert POSTTRAIN_METHODS.get(method).collected == "" and teacher_of(method, "start", preset) is None
     else:
         assert completions == [row["completion"] for row in teacher_rows]
-        assert COLLECTED_DATA[method] == "sft"  # the teacher's correct responses, not the references
+        assert POSTTRAIN_METHODS.get(method).collected == "sft"  # the teacher's correct responses, not the references
         expected = {"sf-sft": "same-family", "cf-sft": "other-family"}[method]
         assert teacher_of(method, "start", preset) == expected
 
@@ -266,7 +266,7 @@ def test_sdft_gives_the_reference_to_the_teacher_only(monkeypatch, store, tmp_pa
     config = PosttrainConfig(method="sdft", steps=2, **{**FAST, "num_generations": 2, "max_length": 512})
     start = snapshot(model)
     with mlflow.start_run():
-        metrics = POSTTRAIN_METHODS.get("sdft")(model, tokenizer, data, config, tmp_path / "work")
+        metrics = POSTTRAIN_METHODS.get("sdft").train(model, tokenizer, data, config, tmp_path / "work")
     assert prepared and metrics["objective_steps"] == 2 and not same(start, snapshot(model))
     for students, teachers, inputs in prepared:
         for student, teacher, example in zip(students, teachers, inputs):

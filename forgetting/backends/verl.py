@@ -1,9 +1,10 @@
 """The cluster backend of ``posttrain``: the same methods, run by verl on GPUs.
 
-SFT methods (gt-sft, sf-sft, cf-sft) go to ``verl.trainer.sft_trainer`` (config
-``sft_trainer_engine``, launched with torchrun), on-rl to ``verl.trainer.main_ppo`` (config
-``ppo_trainer``) with ``algorithm.adv_estimator=grpo``, a vLLM rollout and our domain reward as
-``custom_reward_function``. verl has no DPO, SPIN or π-Distill trainer: those stay local.
+A method's spec names its verl trainer (``PosttrainMethod.verl_trainer``). ``sft`` (gt-sft, sf-sft,
+cf-sft) runs ``verl.trainer.sft_trainer`` (config ``sft_trainer_engine``, launched with torchrun),
+``grpo`` (on-rl) ``verl.trainer.main_ppo`` (config ``ppo_trainer``) with ``algorithm.adv_estimator=grpo``,
+a vLLM rollout and our domain reward as ``custom_reward_function``. verl has no DPO, SPIN or π-Distill
+trainer: those stay local.
 The job is a list of Hydra overrides; ``check_overrides`` composes them against the installed
 verl's own config files, which rejects any key verl does not have. verl logs to the stage's
 MLflow run (``trainer.logger=[console,mlflow]`` with ``MLFLOW_RUN_ID`` set) and saves Hugging Face
@@ -19,9 +20,8 @@ from pathlib import Path
 
 from forgetting.errors import UsageError
 
-VERL_TRAINERS = {"gt-sft": "sft", "sf-sft": "sft", "cf-sft": "sft", "on-rl": "grpo"}
 REWARD_MODULE = Path(__file__).resolve().parents[1] / "rewards" / "verl_reward.py"
-# The metric each trainer logs for the objective the local backend reports.
+# The trainers this backend runs, and the metric each logs for the objective the local backend reports.
 OBJECTIVES = {"sft": ("train/loss", False), "grpo": ("critic/score/mean", True)}
 
 
@@ -40,9 +40,12 @@ class VerlJob:
 
 
 def check_cluster_method(method: str) -> None:
-    if method not in VERL_TRAINERS:
+    from forgetting.posttrain import POSTTRAIN_METHODS
+
+    if not POSTTRAIN_METHODS.get(method).verl_trainer:
+        runs = [name for name in POSTTRAIN_METHODS.in_registration_order() if POSTTRAIN_METHODS.get(name).verl_trainer]
         raise UsageError(f"method={method!r} has no verl trainer; backend=cluster runs "
-                         f"{', '.join(VERL_TRAINERS)} (use backend=local for the others)")
+                         f"{', '.join(runs)} (use backend=local for the others)")
 
 
 def verl_config_dir() -> Path:
@@ -73,7 +76,9 @@ def write_training_data(trainer: str, data, path: Path) -> Path:
 
 
 def verl_job(config, model_dir: str, train_file: Path, output_dir: Path, gpus: int) -> VerlJob:
-    trainer = VERL_TRAINERS[config.method]
+    from forgetting.posttrain import POSTTRAIN_METHODS
+
+    trainer = POSTTRAIN_METHODS.get(config.method).verl_trainer
     common = [f"trainer.default_local_dir={output_dir}", "trainer.project_name=forgetting",
               f"trainer.experiment_name={config.method}-{config.domain}", "trainer.logger=[console,mlflow]",
               f"trainer.total_training_steps={config.steps}", f"trainer.save_freq={config.checkpoint_every}",

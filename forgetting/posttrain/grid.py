@@ -18,9 +18,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from forgetting.errors import UsageError
-from forgetting.posttrain import COLLECTED_DATA
+from forgetting.posttrain import POSTTRAIN_METHODS
 
-ALL_METHODS = ("gt-sft", "sf-sft", "cf-sft", "self", "on-rl", "off-rl", "pi", "sdft")
+ALL_METHODS = tuple(POSTTRAIN_METHODS.in_registration_order())
 
 
 @dataclass(frozen=True)
@@ -53,10 +53,8 @@ FORGETTING_PRESETS = {
 
 def teacher_of(method: str, start_model: str, preset: ForgettingPreset) -> str | None:
     """The model whose collected data ``method`` learns from (None: it builds its own)."""
-    if not COLLECTED_DATA[method]:
-        return None
-    return {"sf-sft": preset.same_family_teacher or start_model, "cf-sft": preset.cross_family_teacher}.get(
-        method, start_model)
+    return {"": None, "start": start_model, "same-family": preset.same_family_teacher or start_model,
+            "cross-family": preset.cross_family_teacher}[POSTTRAIN_METHODS.get(method).teacher]
 
 
 def with_teachers(preset: ForgettingPreset, same_family: str = "", cross_family: str = "") -> ForgettingPreset:
@@ -79,7 +77,6 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: i
     """
     from dataclasses import replace
 
-    from forgetting.backends.verl import VERL_TRAINERS
     from forgetting.evaluation.suites import EvaluateConfig
     from forgetting.posttrain.collect import CollectConfig
     from forgetting.posttrain.stage import PosttrainConfig
@@ -93,13 +90,13 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: i
                                          seed=seed, **preset.posttrain)
                 if seed:
                     config = replace(config, register_as=seeded_name(config.model_name(), seed))
-                if cluster and method in VERL_TRAINERS:
+                if cluster and POSTTRAIN_METHODS.get(method).verl_trainer:
                     config = replace(config, backend="cluster", launch="here")
                 replace(config, launch="dry-run").validate_parameters()  # GPUs are checked on the node
                 posttrains.append(config)
                 teacher = teacher_of(method, model, preset)
-                if method == "cf-sft" and teacher == model:
-                    raise UsageError(f"cross_family_teacher={teacher!r} is the {start} start model itself: cf-sft "
+                if POSTTRAIN_METHODS.get(method).teacher == "cross-family" and teacher == model:
+                    raise UsageError(f"cross_family_teacher={teacher!r} is the {start} start model itself: {method} "
                                      "needs a teacher of another family (give one per model, comma-separated)")
                 if teacher:
                     collects.setdefault((teacher, domain), CollectConfig(model=teacher, domain=domain, seed=seed,

@@ -2,10 +2,10 @@
 
 ``start=base`` post-trains ``model`` as given; ``start=safe`` names a safety-aligned ``model``,
 such as the checkpoint ``domain=safety`` registers (the parameter is the label the analysis groups
-by, recorded with the checkpoint). Methods that learn from collected data (sf-sft, cf-sft: a
-teacher's correct responses; off-rl: pairs of the policy's own correct and incorrect responses)
-take ``data=<collect run ID>``; sf-sft needs a teacher of the start model's family
-(``model_type``) and cf-sft one of another family. The checkpoint is registered as
+by, recorded with the checkpoint). Methods that learn from collected data (their spec's
+``collected``; sf-sft, cf-sft: a teacher's correct responses; off-rl: pairs of the policy's own correct
+and incorrect responses) take ``data=<collect run ID>``; a same-family teacher (sf-sft) must share the
+start model's family (``model_type``) and a cross-family one (cf-sft) must not. The checkpoint is registered as
 ``<model>-<method>-<domain>`` with alias ``posttrained`` and tags method, domain, start, scale
 (parameters).
 """
@@ -27,7 +27,6 @@ from forgetting.training.distributed import check_batch
 STARTS = ("base", "safe")
 BACKENDS = ("local", "cluster")
 LAUNCHES = ("here", "sbatch", "dry-run")
-GROUPED = ("on-rl", "pi", "sdft")  # methods that sample num_generations responses per prompt
 
 
 @dataclass(frozen=True)
@@ -65,20 +64,20 @@ class PosttrainConfig:
     register_as: str = field(default="", metadata={"help": "registered model name ('' = derived)"})
 
     def validate(self) -> None:
-        from forgetting.posttrain import COLLECTED_DATA
+        from forgetting.posttrain import POSTTRAIN_METHODS
 
         self.validate_parameters()
-        if (needed := COLLECTED_DATA[self.method]) and not self.data:
+        if (needed := POSTTRAIN_METHODS.get(self.method).collected) and not self.data:
             raise UsageError(f"method={self.method!r} trains on collected {needed} data: give data=<collect run ID>")
         if self.data:
             self.check_collect_run()
 
     def validate_parameters(self) -> None:
         """Every check but those of ``data`` (a grid checks its jobs before the collect runs exist)."""
-        from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
+        from forgetting.posttrain import POSTTRAIN_METHODS
         from forgetting.rewards.domains import get_domain
 
-        POSTTRAIN_METHODS.get(self.method)
+        method = POSTTRAIN_METHODS.get(self.method)
         get_domain(self.domain)
         check_choice("start", self.start, STARTS)
         check_choice("backend", self.backend, BACKENDS)
@@ -97,10 +96,10 @@ class PosttrainConfig:
         check_range("kl_coef", self.kl_coef, 0)
         check_range("pi_alpha", self.pi_alpha, 0, 1)
         check_range("pi_beta", self.pi_beta, 0)
-        if self.method in GROUPED and self.batch_size % self.num_generations:
+        if method.grouped and self.batch_size % self.num_generations:
             raise UsageError(f"batch_size={self.batch_size} must be a multiple of num_generations="
                              f"{self.num_generations} ({self.method} samples whole groups per step)")
-        if not COLLECTED_DATA[self.method] and self.data:
+        if not method.collected and self.data:
             raise UsageError(f"method={self.method!r} builds its own data; data={self.data!r} would be ignored")
 
     def check_cluster(self) -> None:
@@ -127,8 +126,9 @@ class PosttrainConfig:
 
     def check_collect_run(self) -> None:
         from forgetting.models import resolve_model
-        from forgetting.posttrain import COLLECTED_DATA
+        from forgetting.posttrain import POSTTRAIN_METHODS
 
+        method = POSTTRAIN_METHODS.get(self.method)
         try:
             run = mlflow.get_run(self.data)
         except Exception as error:
@@ -138,14 +138,15 @@ class PosttrainConfig:
         if run.data.params.get("domain") != self.domain:
             raise UsageError(f"data={self.data!r} collected domain {run.data.params.get('domain')!r}, "
                              f"not domain={self.domain!r}")
-        count = {"sft": "n_sft", "preferences": "n_pairs"}[COLLECTED_DATA[self.method]]
+        count = {"sft": "n_sft", "preferences": "n_pairs"}[method.collected]
         if not run.data.metrics.get(count):
-            raise UsageError(f"data={self.data!r} holds no {COLLECTED_DATA[self.method]} rows to learn from "
+            raise UsageError(f"data={self.data!r} holds no {method.collected} rows to learn from "
                              f"({count} = 0: the collected model solved none, or all, of its prompts)")
-        if self.method in ("sf-sft", "cf-sft"):
+        if method.teacher in ("same-family", "cross-family"):
+            same_family = method.teacher == "same-family"
             teacher, start = (model_type(resolve_model(spec)) for spec in (run.data.params["model"], self.model))
-            if (teacher == start) != (self.method == "sf-sft"):
-                family = "the same" if self.method == "sf-sft" else "another"
+            if (teacher == start) != same_family:
+                family = "the same" if same_family else "another"
                 raise UsageError(f"method={self.method!r} needs a teacher of {family} family: data={self.data!r} "
                                  f"was collected from a {teacher} model and the start model is a {start} model")
 
@@ -179,7 +180,7 @@ def posttrain_process(job: dict) -> None:
 def train_and_register(config: PosttrainConfig, key: str) -> dict[str, float]:
     """Train with the method (every process of a data-parallel job); rank 0 logs and registers."""
     from forgetting.models import load_model
-    from forgetting.posttrain import COLLECTED_DATA, POSTTRAIN_METHODS
+    from forgetting.posttrain import POSTTRAIN_METHODS
     from forgetting.posttrain.collect import collected
     from forgetting.posttrain.data import MethodData
     from forgetting.pruning.remove import count_parameters
@@ -188,8 +189,8 @@ def train_and_register(config: PosttrainConfig, key: str) -> dict[str, float]:
     from forgetting.training.distributed import is_main
 
     domain = get_domain(config.domain)
-    needed = COLLECTED_DATA[config.method]
-    collected_rows = collected(config.data, needed) if needed else None
+    method = POSTTRAIN_METHODS.get(config.method)
+    collected_rows = collected(config.data, method.collected) if method.collected else None
     work_dir = home() / "resume" / key
     if config.backend == "cluster":
         from forgetting.posttrain.cluster import train_with_verl
@@ -201,7 +202,7 @@ def train_and_register(config: PosttrainConfig, key: str) -> dict[str, float]:
         if collected_rows:
             collected_rows = [row | {"prompt": domain.frame(row["prompt"], tokenizer)} for row in collected_rows]
         data = MethodData(domain, domain.rows("train", config.seed, config.n, tokenizer), collected_rows)
-        metrics = POSTTRAIN_METHODS.get(config.method)(model, tokenizer, data, config, work_dir)
+        metrics = method.train(model, tokenizer, data, config, work_dir)
     parameters = count_parameters(model)
     metrics = {name: value for name, value in metrics.items() if name != "objective"} | {"parameters": parameters}
     if is_main():

@@ -12,14 +12,7 @@ import importlib
 from dataclasses import dataclass
 from typing import Callable
 
-
-def _load(path: str) -> Callable:
-    module, _, attribute = path.partition(":")
-    return getattr(importlib.import_module(module), attribute)
-
-
-def no_options(config) -> dict:
-    return {}
+from forgetting.registry import load
 
 
 @dataclass(frozen=True)
@@ -34,7 +27,7 @@ class PruningCriterion:
 
     @property
     def score(self) -> Callable:
-        return _load(self.scorer)
+        return load(self.scorer)
 
     @property
     def check(self) -> Callable:
@@ -42,4 +35,4 @@ class PruningCriterion:
         return importlib.import_module(self.scorer.partition(":")[0]).check_options
 
     def options_of(self, config) -> dict:
-        return _load(self.options)(config) if self.options else {}
+        return load(self.options)(config) if self.options else {}
