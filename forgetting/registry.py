@@ -48,6 +48,10 @@ class Registry:
     def names(self) -> list[str]:
         return sorted(self._entries)
 
+    def names_where(self, predicate) -> list[str]:
+        """The names, in registration order, whose entry satisfies ``predicate`` (a spec's flag, say)."""
+        return [name for name in self._entries if predicate(self.get(name))]
+
     def in_registration_order(self) -> list[str]:
         """The names as registered: the order a stage runs ``all`` of them in, so what it logs per pair
         of them keeps its names."""

@@ -118,9 +118,19 @@ def test_version_key_dedupes_a_checkpoint_across_runs(store, tiny_checkpoint):
     assert mlflow.MlflowClient().list_artifacts(resumed.info.run_id) == []
 
 
-def test_inside_a_stage_a_model_spec_resolves_once_even_if_its_alias_moves(store, tiny_checkpoint, tmp_path,
-                                                                           monkeypatch):
+@pytest.fixture
+def resolve_calls(monkeypatch):
+    """The specs ``resolve_checkpoint`` is asked for (a registry round trip each), in order."""
     import forgetting.tracking.checkpoints as checkpoints
+
+    calls = []
+    real = checkpoints.resolve_checkpoint
+    monkeypatch.setattr(checkpoints, "resolve_checkpoint", lambda spec: calls.append(spec) or real(spec))
+    return calls
+
+
+def test_inside_a_stage_a_model_spec_resolves_once_even_if_its_alias_moves(store, tiny_checkpoint, tmp_path,
+                                                                           resolve_calls):
     from forgetting.models import resolve_model
     from forgetting.models.resolve import resolved_once
     from forgetting.models.tiny import tiny_llama
@@ -130,27 +140,20 @@ def test_inside_a_stage_a_model_spec_resolves_once_even_if_its_alias_moves(store
     with mlflow.start_run(experiment_id=experiment_id("foundation")):
         log_checkpoint(tiny_checkpoint, "checkpoints/a", register_as="tiny", alias="current")
         moved_to = log_checkpoint(other, "checkpoints/b", register_as="tiny", alias="next")
-    calls = []
-    real = checkpoints.resolve_checkpoint
-    monkeypatch.setattr(checkpoints, "resolve_checkpoint", lambda spec: calls.append(spec) or real(spec))
     with resolved_once():
         first = resolve_model("models:/tiny@current")
         mlflow.MlflowClient().set_registered_model_alias("tiny", "current", moved_to.version)
         assert [resolve_model("models:/tiny@current") for _ in range(3)] == [first] * 3
-    assert calls.count("models:/tiny@current") == 1
+    assert resolve_calls.count("models:/tiny@current") == 1
     assert resolve_model("models:/tiny@current") != first  # outside a stage: the alias as it is now
 
 
-def test_a_prune_stage_resolves_its_registered_model_once(store, tiny_checkpoint_with_tokenizer, monkeypatch):
-    import forgetting.tracking.checkpoints as checkpoints
+def test_a_prune_stage_resolves_its_registered_model_once(store, tiny_checkpoint_with_tokenizer, resolve_calls):
     from forgetting.pruning.stage import PruneConfig
     from forgetting.stages import prune_stage
 
     with mlflow.start_run(experiment_id=experiment_id("foundation")):
         log_checkpoint(tiny_checkpoint_with_tokenizer, "checkpoints/a", register_as="tiny", alias="current")
-    calls = []
-    real = checkpoints.resolve_checkpoint
-    monkeypatch.setattr(checkpoints, "resolve_checkpoint", lambda spec: calls.append(spec) or real(spec))
     prune_stage(PruneConfig(model="models:/tiny@current", method="random", sparsity=0.5, calibration_blocks=2,
                             eval_blocks=2, block_size=32, batch_size=2))
-    assert calls.count("models:/tiny@current") == 1
+    assert resolve_calls.count("models:/tiny@current") == 1

@@ -43,7 +43,7 @@ def check_cluster_method(method: str) -> None:
     from forgetting.posttrain import POSTTRAIN_METHODS
 
     if not POSTTRAIN_METHODS.get(method).verl_trainer:
-        runs = [name for name in POSTTRAIN_METHODS.in_registration_order() if POSTTRAIN_METHODS.get(name).verl_trainer]
+        runs = POSTTRAIN_METHODS.names_where(lambda spec: spec.verl_trainer)
         raise UsageError(f"method={method!r} has no verl trainer; backend=cluster runs "
                          f"{', '.join(runs)} (use backend=local for the others)")
 

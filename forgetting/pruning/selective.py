@@ -28,10 +28,10 @@ def check_selective_pruning(config, location: str) -> None:
     check_choice("granularity", config.granularity, GRANULARITIES)
     criterion = PRUNING_METHODS.get(config.method)
     if config.granularity == "weight":
-        check_choice("method", config.method, [m for m in PRUNING_METHODS if PRUNING_METHODS.get(m).weight_level])
+        check_choice("method", config.method, PRUNING_METHODS.names_where(lambda spec: spec.weight_level))
     check_pruning(config.method, config.sparsity, config.scope)
     if not criterion.classifier:
-        classifiers = [m for m in PRUNING_METHODS if PRUNING_METHODS.get(m).classifier]
+        classifiers = PRUNING_METHODS.names_where(lambda spec: spec.classifier)
         raise UsageError(f"method={config.method!r} scores neurons by the language-model loss; a classifier "
                          f"takes one of: {', '.join(classifiers)}")
     check_classification_task(config.task)

@@ -83,7 +83,7 @@ class PruneConfig:
             return check_selective_pruning(self, resolve_model(self.model))
         criterion = PRUNING_METHODS.get(self.method)
         if not criterion.language_model:
-            language_models = [m for m in PRUNING_METHODS if PRUNING_METHODS.get(m).language_model]
+            language_models = PRUNING_METHODS.names_where(lambda spec: spec.language_model)
             raise UsageError(f"method={self.method!r} prunes sequence classifiers (the selective study); a language "
                              f"model takes one of: {', '.join(language_models)}")
         if self.granularity != "neuron":
