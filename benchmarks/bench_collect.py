@@ -1,7 +1,7 @@
 """The collect stage's sampling throughput: transformers vs vLLM, side by side in one run.
 
 Both engines sample the same domain prompts (``samples`` each, same temperature, token budget and
-stop strings) through ``forgetting.backends.engines``, the code ``collect`` runs. The script prints
+stop strings) through ``forgetting.scoring.engines``, the code ``collect`` runs. The script prints
 each engine's wall time, generated tokens per second and mean reward, and the vLLM / transformers
 throughput ratio. Where vLLM is not installed it says so and times transformers alone.
 
@@ -15,7 +15,7 @@ import time
 
 from transformers import AutoTokenizer
 
-from forgetting.backends.engines import ENGINES
+from forgetting.scoring.engines import ENGINES
 from forgetting.models import DEFAULT_MODEL, resolve_model
 from forgetting.device import PRECISIONS
 from forgetting.rewards import REWARDS

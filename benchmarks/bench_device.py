@@ -289,7 +289,7 @@ def correctness_checks(tokenizer, base) -> list[Check]:
         return train_it(classifier(device), tokenizer, classified, lr=1e-3, max_steps=3, batch_size=3).losses
 
     def predict(device):
-        from forgetting.training.classifier import predict as predict_with
+        from forgetting.scoring.classification import predict as predict_with
 
         return predict_with(classifier(device), tokenizer, classified, batch_size=3)
 
@@ -301,12 +301,12 @@ def correctness_checks(tokenizer, base) -> list[Check]:
         return distill(student, teacher, classifier_batches, steps=2, lr=1e-3, alpha=0.5, temperature=2.0)
 
     def multiple_choice(device):
-        from forgetting.evaluation.multiple_choice import question_logprobs
+        from forgetting.scoring.multiple_choice import question_logprobs
 
         return question_logprobs(fresh(device), tokenizer, questions, batch_size=4, precision="fp32")[0]
 
     def generation(device):
-        from forgetting.evaluation.generation import generate
+        from forgetting.scoring.generation import generate
 
         return generate(fresh(device), tokenizer, texts, max_new_tokens=12, batch_size=4, precision="fp32")[0]
 
@@ -493,7 +493,7 @@ def speed_model(name: str, shape: dict, vocab: int, device: torch.device) -> Lla
 
 
 def measure_generation(model, tokenizer, shape: Shape, sizes, precision, clock, budget, row: Row):
-    from forgetting.evaluation.generation import generate
+    from forgetting.scoring.generation import generate
 
     rng = np.random.default_rng(3)
     lengths = rng.integers(sizes.prompt_length // 2, sizes.prompt_length + 1, sizes.prompts)
@@ -538,7 +538,7 @@ def measure_generation(model, tokenizer, shape: Shape, sizes, precision, clock, 
 
 
 def measure_scoring(model, tokenizer, shape: Shape, sizes, precision, clock, budget, row: Row):
-    from forgetting.evaluation.multiple_choice import question_logprobs
+    from forgetting.scoring.multiple_choice import question_logprobs
 
     rng = np.random.default_rng(4)
     questions, context_lengths, choice_lengths = [], [], []

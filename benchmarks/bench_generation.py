@@ -14,7 +14,7 @@ import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from forgetting.data import load_task
-from forgetting.evaluation.generation import STOP_STRINGS, cut_at_stop, generate
+from forgetting.scoring.generation import STOP_STRINGS, cut_at_stop, generate
 from forgetting.models import DEFAULT_MODEL, load_model
 from forgetting.device import PRECISIONS, autocast
 

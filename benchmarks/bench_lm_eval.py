@@ -17,7 +17,7 @@ import time
 
 from forgetting.data import load_task
 from forgetting.evaluation.lm_eval_bridge import run_lm_eval, write_multiple_choice_task
-from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
+from forgetting.scoring.multiple_choice import accuracy, score_multiple_choice
 from forgetting.models import DEFAULT_MODEL, load_model, resolve_model
 
 

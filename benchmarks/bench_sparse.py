@@ -20,10 +20,11 @@ import torch
 from forgetting.data.classification import classification_batches, classification_rows
 from forgetting.models import DEFAULT_MODEL
 from forgetting.models.classifier import load_classifier
+from forgetting.models.weights import apply_masks
 from forgetting.pruning import prune
 from forgetting.pruning.criteria import score_weights
 from forgetting.pruning.sparse import parameter_bytes, sparsify_linears
-from forgetting.pruning.weights import apply_masks, select_weights
+from forgetting.pruning.weights import select_weights
 
 
 @torch.inference_mode()

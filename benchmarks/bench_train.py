@@ -23,7 +23,8 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from forgetting.models import DEFAULT_MODEL, load_model
 from forgetting.device import PRECISIONS
-from forgetting.pruning import count_parameters, prune
+from forgetting.models.weights import count_parameters
+from forgetting.pruning import prune
 from forgetting.training.corpus import lm_batches, python_code_blocks
 from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
 

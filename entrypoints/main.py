@@ -22,7 +22,7 @@ class MainConfig:
     def validate(self) -> None:
         """Every check the grid makes on its parameters before any run exists (``./run`` calls it)."""
         from forgetting.errors import check_choice
-        from forgetting.unlearning import PRESETS, model_specs, seed_list, stage_configs
+        from forgetting.studies.unlearning import PRESETS, model_specs, seed_list, stage_configs
 
         check_choice("preset", self.preset, tuple(PRESETS))
         for model in model_specs(self.model, self.models):
@@ -33,7 +33,7 @@ class MainConfig:
 def main() -> None:
     config = parse_config(MainConfig, __doc__)
     from forgetting.tracking.ui import print_where_results_are
-    from forgetting.unlearning import model_specs, run_grid, seed_list
+    from forgetting.studies.unlearning import model_specs, run_grid, seed_list
 
     run_grid(model_specs(config.model, config.models), config.preset, config.device, config.gpus,
              tuple(seed_list(config.seeds)))

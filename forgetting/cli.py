@@ -12,7 +12,7 @@ import os
 import sys
 from typing import Any, Callable
 
-from forgetting.errors import UsageError
+from forgetting.errors import TrackingServerLost, UsageError
 
 
 def parse_config(config_class, description: str, argv=None):
@@ -61,11 +61,7 @@ def run_cli(main: Callable[[], Any]) -> None:
         _tag_launcher_run(str(error))
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
-    except Exception as error:
-        from forgetting.tracking.retry import TrackingServerLost
-
-        if not isinstance(error, TrackingServerLost):
-            raise
+    except TrackingServerLost as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(75)  # EX_TEMPFAIL: rerun once the server is back
 

@@ -9,6 +9,13 @@ class UsageError(ValueError):
     """
 
 
+class TrackingServerLost(RuntimeError):
+    """The tracking server stopped answering after MLflow's retries; the message says how to resume.
+
+    Raised by ``forgetting.tracking.retry.on_server_loss``; the command line exits 75 (rerun later).
+    """
+
+
 def check_choice(parameter: str, value, allowed) -> None:
     if value not in allowed:
         raise UsageError(f"{parameter}={value!r} is not one of: {', '.join(map(str, allowed))}")

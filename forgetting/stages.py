@@ -8,7 +8,7 @@ import dataclasses
 
 import mlflow
 
-from forgetting.evaluation.suites import EvaluateConfig, run_suite
+from forgetting.evaluation.suites import EvaluateConfig, run_suite, summary_line
 from forgetting.models import resolve_model
 from forgetting.models.resolve import each_spec_resolved_once
 from forgetting.tracking import configure, run_stage
@@ -71,70 +71,9 @@ def evaluate_stage(config: EvaluateConfig, study: str | None = None):
     checkpoint (with its method, sparsity and step) so that study's analyze finds it."""
     run, reused = cached_model_stage(study, "evaluate", config, lambda *_: run_suite(config), config.params(),
                                      LINEAGE_KEYS)
-    metrics = run.data.metrics
-    summary = {"accuracy": lambda: f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: "
-                                   f"accuracy={metrics['accuracy']:.4f}",
-               "attacks": lambda: f"{config.attack} on {int(metrics['n_behaviours'])} {config.behaviours} behaviours: "
-                                  f"ASR {metrics['asr']:.2f} {interval(metrics, 'asr')} (plain requests "
-                                  f"{metrics['asr_plain']:.2f} {interval(metrics, 'asr_plain')}), target loss "
-                                  f"{metrics['loss_before']:.3f} -> {metrics['loss_after']:.3f}",
-               "probes": lambda: f"fact probes: best selectivity {metrics['best_selectivity']:.3f} at layer "
-                                 f"{int(metrics['best_layer'])} (accuracy {metrics['best_layer_accuracy']:.3f})",
-               "classification": lambda: f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: accuracy "
-                                         f"{metrics['accuracy']:.4f}, F1 {metrics['f1']:.4f}, "
-                                         f"{int(metrics['active_parameters']):,} active parameters, "
-                                         f"{1000 * metrics['seconds_per_example']:.1f} ms/example, "
-                                         f"peak {metrics['peak_memory_mb']:.0f} MB",
-               "forgetting": lambda: forgetting_summary(config, metrics),
-               "safety": lambda: safety_summary(metrics),
-               "policy": lambda: policy_summary(metrics),
-               "representation": lambda: representation_summary(metrics),
-               "all": lambda: "; ".join([forgetting_summary(config, metrics), safety_summary(metrics),
-                                         policy_summary(metrics), representation_summary(metrics)])}
-    line = summary.get(config.suite, lambda: f"{config.suite}: {len(metrics)} metrics")()
-    print(f"evaluate {line}  {config.model}  run {run.info.run_id}{' (reused)' if reused else ''}")
+    print(f"evaluate {summary_line(config, run.data.metrics)}  {config.model}  run {run.info.run_id}"
+          f"{' (reused)' if reused else ''}")
     return run
-
-
-def forgetting_summary(config, metrics: dict) -> str:
-    from forgetting.evaluation.forgetting_suite import benchmark_names
-
-    from forgetting.evaluation.intervals import within_noise
-
-    parts = []
-    for name in benchmark_names(config):
-        part = f"{name} {metrics[f'{name}_accuracy']:.3f} {interval(metrics, f'{name}_accuracy')}"
-        if f"{name}_delta" in metrics:
-            noise = "within noise" if within_noise(metrics, f"{name}_delta") else "beyond noise"
-            part += (f" ({metrics[f'{name}_delta']:+.3f} {interval(metrics, f'{name}_delta')}, {noise}: "
-                     f"{int(metrics[f'{name}_n_correct_to_incorrect'])} forgotten, "
-                     f"{int(metrics[f'{name}_n_incorrect_to_correct'])} learned, McNemar "
-                     f"p={metrics[f'{name}_delta_mcnemar_p']:.3g})")
-        parts.append(part)
-    return "forgetting: " + ", ".join(parts)
-
-
-def interval(metrics: dict, name: str) -> str:
-    """``[low, high]``, the 95% interval a suite logged for ``name`` ('' where it logged none)."""
-    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
-    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
-
-
-def safety_summary(metrics: dict) -> str:
-    return (f"safety: refusal rate {metrics['refusal_rate']:.3f} {interval(metrics, 'refusal_rate')} on "
-            f"{int(metrics['n_harmful'])} harmful requests, benign compliance {metrics['benign_compliance_rate']:.3f} "
-            f"{interval(metrics, 'benign_compliance_rate')} on {int(metrics['n_benign'])}")
-
-
-def policy_summary(metrics: dict) -> str:
-    return (f"policy: Self-BLEU {metrics['self_bleu']:.3f}, distinct-1/2 {metrics['distinct_1']:.3f}/"
-            f"{metrics['distinct_2']:.3f}, length mean {metrics['length_mean']:.1f} tokens, ECE {metrics['ece']:.3f}")
-
-
-def representation_summary(metrics: dict) -> str:
-    return (f"representation: CKA mean {metrics['cka_mean']:.3f} (min {metrics['cka_min']:.3f}), weight-delta "
-            f"effective rank {metrics['weight_delta_effective_rank']:.1f}, refusal direction retained "
-            f"{metrics['refusal_direction_retained']:.3f} at layer {int(metrics['refusal_direction_layer'])}")
 
 
 @each_spec_resolved_once

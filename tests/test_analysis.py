@@ -426,7 +426,7 @@ def test_unlearning_analysis_aggregates_seeds_and_draws_their_intervals(store):
 
 
 def rates(name, value, n=50):
-    from forgetting.evaluation.intervals import rate
+    from forgetting.scoring.intervals import rate
 
     return {k: v for k, v in rate(name, round(value * n), n).items()}
 

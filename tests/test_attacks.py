@@ -8,7 +8,8 @@ from forgetting.attacks.gcg import (GCGConfig, allowed_tokens, gcg, initial_suff
 from forgetting.attacks.prompts import Behaviour, target_for, target_losses
 from forgetting.attacks.suite import attack_gcg_universal
 from forgetting.data.loading import load_task
-from forgetting.evaluation.refusal import is_refusal, judge_quality
+from forgetting.data.safety import is_refusal
+from forgetting.scoring.refusal import judge_quality
 from forgetting.models.bundled import bundled_model_dir
 from forgetting.models.tiny import tiny_llama
 

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from transformers import LlamaConfig, LlamaForSequenceClassification
 
 from forgetting.errors import UsageError
-from forgetting.pruning.remove import count_parameters
+from forgetting.models.weights import count_parameters
 from forgetting.training.distill import check_distillation, distill, distillation_loss, student_from_teacher
 
 

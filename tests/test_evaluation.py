@@ -2,10 +2,10 @@ import pytest
 import torch
 from transformers import AutoTokenizer
 
-from forgetting.evaluation.answers import extract_boxed, extract_gsm8k, normalize_math, qa_match
-from forgetting.evaluation.generation import cut_at_stop, generate, greedy_decode
-from forgetting.evaluation.generative import format_prompt, is_correct
-from forgetting.evaluation.multiple_choice import encode_pair, question_logprobs, score_multiple_choice
+from forgetting.scoring.answers import extract_boxed, extract_gsm8k, normalize_math, qa_match
+from forgetting.scoring.generation import cut_at_stop, generate, greedy_decode
+from forgetting.scoring.generative import format_prompt, is_correct
+from forgetting.scoring.multiple_choice import encode_pair, question_logprobs, score_multiple_choice
 from forgetting.models.bundled import bundled_model_dir
 from forgetting.models.tiny import tiny_llama
 
@@ -55,7 +55,7 @@ def test_accuracy_and_length_normalisation(model, tokenizer):
 def test_acc_norm_counts_characters_without_the_target_delimiter():
     """lm-eval divides by len(doc_to_choice): " ab" counts 2, so -2/2 < -5.5/6 and the long choice wins
     (counting the space, -2/3 > -5.5/7, the short one would)."""
-    from forgetting.evaluation.multiple_choice import normalised_prediction
+    from forgetting.scoring.multiple_choice import normalised_prediction
 
     assert normalised_prediction([-2.0, -5.5], [" ab", " abcdef"]) == 1
     assert normalised_prediction([-2.0, -5.5], ["ab", "abcdef"]) == 1
@@ -123,12 +123,12 @@ def test_chat_prompt_format(tokenizer):
 
 def test_code_scoring_runs_model_programs_in_the_sandbox(monkeypatch, model, tokenizer):
     from forgetting.data import load_task
-    from forgetting.evaluation import code
+    from forgetting.rewards import code
 
     rows = load_task("humaneval", "test", limit=2)
     solutions = {row["id"]: row["canonical_solution"] for row in rows}
     completions = [solutions[rows[0]["id"]], "    return None\n"]
-    monkeypatch.setattr("forgetting.evaluation.generation.generate",
+    monkeypatch.setattr("forgetting.scoring.generation.generate",
                         lambda *args, **kwargs: (completions, 10))
     results, _ = code.score_code(model, tokenizer, rows)
     assert [r["correct"] for r in results] == [True, False]

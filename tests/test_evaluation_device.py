@@ -130,7 +130,7 @@ def test_the_emulated_device_catches_a_batch_left_on_the_cpu(model, tokenizer):
 
 
 def test_multiple_choice_scorer_on_the_model_device(model, tokenizer):
-    from forgetting.evaluation.multiple_choice import score_multiple_choice
+    from forgetting.scoring.multiple_choice import score_multiple_choice
 
     rows = [{"id": "a", "prompt": "The sky is", "choices": [" blue", " green"], "label": 0},
             {"id": "b", "prompt": "Question: 2 + 2?\nAnswer:", "choices": [" 4", " five", " 22"], "label": 0}]
@@ -142,7 +142,7 @@ def test_multiple_choice_scorer_on_the_model_device(model, tokenizer):
 
 def test_greedy_loop_on_the_model_device(model, tokenizer):
     """One row stops early (its own first two tokens are the stop string), so the loop drops it from the batch."""
-    from forgetting.evaluation.generation import generate, greedy_decode
+    from forgetting.scoring.generation import generate, greedy_decode
 
     prompts = ["Hello", "A longer prompt here, with more tokens", "Question: two plus two?"]
     tokenizer.padding_side = "left"
@@ -155,7 +155,7 @@ def test_greedy_loop_on_the_model_device(model, tokenizer):
 
 
 def test_sampling_engine_on_the_model_device(monkeypatch, model, tokenizer):
-    from forgetting.backends.engines import sample_with_transformers
+    from forgetting.scoring.engines import sample_with_transformers
 
     monkeypatch.setattr("forgetting.models.load_model", lambda spec: (model, tokenizer))
     with OnModelDevice(model):
@@ -212,7 +212,7 @@ def test_engine_is_in_the_cache_key_of_the_suites_that_read_it():
 
 
 def test_lm_eval_backend_follows_the_policy(cpu_policy, tmp_path):
-    from forgetting.backends.engines import ENGINES
+    from forgetting.scoring.engines import ENGINES
 
     hf = ENGINES.get("hf").lm_eval(tmp_path, "auto")
     assert hf == {"model": "hf", "device": "cpu", "model_args": {"pretrained": str(tmp_path), "dtype": "float32"}}
@@ -242,7 +242,7 @@ def fake_vllm(monkeypatch):
 
 def test_generative_accuracy_through_vllm(cpu_policy, fake_vllm, tokenizer):
     from forgetting.evaluation.accuracy import greedy_engine_of
-    from forgetting.evaluation.generative import score_generative
+    from forgetting.scoring.generative import score_generative
     from forgetting.models import resolve_model
 
     config = EvaluateConfig(model=str(bundled_model_dir()), task="gsm8k", engine="vllm", max_new_tokens=7)
@@ -259,7 +259,7 @@ def test_generative_accuracy_through_vllm(cpu_policy, fake_vllm, tokenizer):
 def own_weights_engine():
     """A throwaway third engine, registered for one test, that loads the weights itself; it records
     what it is asked for."""
-    from forgetting.backends.engines import ENGINES, Engine
+    from forgetting.scoring.engines import ENGINES, Engine
 
     calls = {}
 

@@ -11,7 +11,7 @@ from test_analysis import Study
 from test_scaleout import fake_commands, quick_config, run_script
 from test_study_suites import forgetting_metrics
 
-from forgetting.backends.slurm import launch
+from forgetting.studies.slurm import launch
 from forgetting.errors import UsageError
 
 MODEL = "smollm2-135m"
@@ -83,7 +83,7 @@ def test_analysis_makes_one_condition_of_a_methods_seeds_with_an_interval_over_t
     from scipy import stats
 
     from forgetting.analysis import forgetting
-    from forgetting.posttrain.grid import FORGETTING_PRESETS, forgetting_configs
+    from forgetting.studies.forgetting import FORGETTING_PRESETS, forgetting_configs
     from forgetting.tracking import experiment_id
 
     s, client = Study(experiment_id("forgetting")), mlflow.MlflowClient()

@@ -3,7 +3,7 @@ import math
 
 import pytest
 
-from forgetting.evaluation.intervals import mcnemar_exact, mean, paired_change, rate, within_noise
+from forgetting.scoring.intervals import mcnemar_exact, mean, paired_change, rate, within_noise
 
 
 def test_wilson_interval_matches_the_textbook_values():

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from forgetting.errors import UsageError
-from forgetting.evaluation.generation import generate
+from forgetting.scoring.generation import generate
 from forgetting.models import DEFAULT_MODEL, load_model, resolve_model
 from forgetting.models.tiny import tiny_llama
 

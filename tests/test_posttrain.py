@@ -113,7 +113,7 @@ def test_every_method_moves_its_own_objective(method, store, tmp_path, tiny_chec
 
 @pytest.mark.parametrize("method, config_name", [("gt-sft", "sft_trainer_engine"), ("on-rl", "ppo_trainer")])
 def test_cluster_jobs_compose_with_verls_own_configs(method, config_name, tmp_path):
-    from forgetting.backends.verl import check_overrides, verl_job
+    from forgetting.posttrain.verl import check_overrides, verl_job
 
     config = PosttrainConfig(method=method, domain="code", steps=7, kl_coef=0.01, num_generations=4, batch_size=8)
     job = verl_job(config, "/models/start", tmp_path / "train.parquet", tmp_path / "out", gpus=2)
@@ -132,7 +132,7 @@ def test_cluster_jobs_compose_with_verls_own_configs(method, config_name, tmp_pa
 def test_verl_rejects_a_key_it_does_not_have(tmp_path):
     from dataclasses import replace
 
-    from forgetting.backends.verl import check_overrides, verl_job
+    from forgetting.posttrain.verl import check_overrides, verl_job
     from forgetting.errors import UsageError
 
     job = verl_job(PosttrainConfig(method="on-rl"), "/m", tmp_path / "t.parquet", tmp_path / "o", 1)
@@ -143,7 +143,7 @@ def test_verl_rejects_a_key_it_does_not_have(tmp_path):
 def test_verl_reward_scores_like_the_local_reward():
     import json
 
-    from forgetting.backends.verl import training_rows
+    from forgetting.posttrain.verl import training_rows
     from forgetting.rewards.verl_reward import compute_score
 
     rows = list(DomainEnv("math", "train", seed=0, limit=2).rows)

@@ -124,7 +124,7 @@ def test_spin_prefers_the_reference_over_its_own_answer_against_the_previous_rou
     import mlflow
     import trl
 
-    from forgetting.evaluation.generation import generate
+    from forgetting.scoring.generation import generate
 
     model, tokenizer = tiny
     rounds = []
@@ -218,7 +218,7 @@ def test_dpo_raises_the_chosen_over_the_rejected(store, tmp_path, tiny):
 def test_each_sft_variant_learns_from_its_own_source(method, monkeypatch, tmp_path):
     import trl
 
-    from forgetting.posttrain.grid import ForgettingPreset, teacher_of
+    from forgetting.studies.forgetting import ForgettingPreset, teacher_of
 
     class Captured(Exception):
         pass

@@ -3,11 +3,11 @@ import re
 
 import pytest
 
-from forgetting.backends.verl import OBJECTIVES, verl_job
+from forgetting.posttrain.verl import OBJECTIVES, verl_job
 from forgetting.errors import UsageError
 from forgetting.posttrain import POSTTRAIN_METHODS
 from forgetting.posttrain.data import MethodData
-from forgetting.posttrain.grid import ALL_METHODS, ForgettingPreset, forgetting_configs, teacher_of
+from forgetting.studies.forgetting import ALL_METHODS, ForgettingPreset, forgetting_configs, teacher_of
 from forgetting.posttrain.spec import COLLECTED, TEACHERS, PosttrainMethod
 from forgetting.posttrain.stage import PosttrainConfig
 from forgetting.rewards.domains import DOMAINS

@@ -9,8 +9,9 @@ from transformers import AutoModelForCausalLM
 from forgetting.errors import UsageError
 from forgetting.models.tiny import tiny_llama
 from forgetting.models.variable_llama import VariableLlamaForCausalLM
-from forgetting.pruning import (PRUNING_METHODS, check_pruning, count_parameters, counts_as_metrics, layer_counts,
-                                mask_neurons, mlp_widths, prune, remove_neurons, score_neurons, select_neurons)
+from forgetting.models.weights import count_parameters
+from forgetting.pruning import (PRUNING_METHODS, check_pruning, counts_as_metrics, layer_counts, mask_neurons,
+                                mlp_widths, prune, remove_neurons, score_neurons, select_neurons)
 from forgetting.pruning.scores import mlp_modules
 from forgetting.pruning.spec import PruningCriterion
 from forgetting.pruning.stage import PruneConfig

@@ -4,9 +4,9 @@ import pytest
 
 from forgetting.data.safety import refusal_demonstration_rows, refusal_rows
 from forgetting.errors import UsageError
-from forgetting.evaluation.judges import (JUDGE_NAMES, REPORT_JUDGE, SELECTION_JUDGE, check_report_judge,
+from forgetting.scoring.judges import (JUDGE_NAMES, REPORT_JUDGE, SELECTION_JUDGE, check_report_judge,
                                           garak_detector, judge)
-from forgetting.evaluation.refusal import agreement_metrics, cohen_kappa, confusion
+from forgetting.scoring.refusal import agreement_metrics, cohen_kappa, confusion
 from forgetting.evaluation.safety_suite import category_rows, judged_rows, safety_metrics
 
 # keyword refuses, garak's mitigation strings do not, and the other way round

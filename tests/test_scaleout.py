@@ -20,13 +20,13 @@ import pandas as pd
 import pytest
 import sqlalchemy
 
-from forgetting.backends import postgres as postgres_service
 from forgetting.backends.commands import parameter_text, stage_parameters
-from forgetting.backends.slurm import LaunchConfig, launch, unlearning_jobs
+from forgetting.studies.slurm import LaunchConfig, launch, unlearning_jobs
 from forgetting.models import DEFAULT_MODEL
 from forgetting.posttrain.collect import CollectConfig
 from forgetting.posttrain.stage import PosttrainConfig
 from forgetting.pruning.stage import PruneConfig
+from forgetting.tracking import postgres as postgres_service
 from forgetting.tracking import store as store_module
 from forgetting.tracking.server import start_server
 from forgetting.training.stage import TrainConfig
@@ -98,7 +98,7 @@ def run_unlearning_stages(model: Path) -> None:
     from forgetting.stages import finetune_stage, prune_stage, train_stage
     from forgetting.training.finetune_stage import FinetuneConfig
     from forgetting.training.stage import TrainConfig
-    from forgetting.unlearning import pruned_version
+    from forgetting.studies.unlearning import pruned_version
 
     pruned = prune_stage(PruneConfig(model=str(model), method="random", sparsity=0.5, calibration_blocks=2,
                                      eval_blocks=2, block_size=32, batch_size=2))
@@ -223,7 +223,7 @@ def run_script(text: str, tmp_path: Path, **env) -> subprocess.CompletedProcess:
 
 
 def test_dry_run_prints_one_array_job_per_stage_with_the_grid_of_main(tmp_path, capsys):
-    from forgetting.unlearning import PRESETS, stage_configs
+    from forgetting.studies.unlearning import PRESETS, stage_configs
 
     config = quick_config(tmp_path)
     texts = launch(config)
@@ -305,7 +305,7 @@ def test_submit_checks_the_server_prepares_the_stores_and_chains_the_stages_with
 
 
 def test_unreachable_server_fails_in_one_line_before_any_work(tmp_path):
-    from forgetting.backends.postgres import free_port
+    from forgetting.tracking.postgres import free_port
     from forgetting.errors import UsageError
 
     closed = f"http://127.0.0.1:{free_port()}"
@@ -328,7 +328,8 @@ def test_unreachable_server_fails_in_one_line_before_any_work(tmp_path):
 def test_lost_server_retries_then_fails_clearly_keeps_the_checkpoint_and_registers_nothing(
         servers, postgres, tiny_checkpoint_with_tokenizer, tmp_path, monkeypatch, restore_store):
     from forgetting.tracking import experiment_id, log_checkpoint
-    from forgetting.tracking.retry import TrackingServerLost, on_server_loss
+    from forgetting.errors import TrackingServerLost
+    from forgetting.tracking.retry import on_server_loss
 
     server, backend = servers["lost"].wait_until_healthy(), postgres.url("mlflow_lost")
     try:
@@ -389,7 +390,7 @@ def test_forgetting_grid_chains_collect_posttrain_evaluate_and_looks_up_the_coll
     assert by_start[("base", "off-rl")]["backend"] == "local"  # verl has no DPO
     assert by_start[("base", "sf-sft")]["data"] == "run-smollm2-135m"
     assert by_start[("safe", "off-rl")]["data"] == f"run-{safe}" and by_start[("safe", "off-rl")]["model"] == safe
-    assert f"-m forgetting.backends.slurm upstream forgetting collect model={safe} domain=math" in lookups.read_text()
+    assert f"-m forgetting.studies.slurm upstream forgetting collect model={safe} domain=math" in lookups.read_text()
 
     fake_commands(tmp_path / "bin", python='if [ "$3" = upstream ]; then echo "error: no run" >&2; exit 2; fi')
     failed = run_script(texts["02-posttrain.sbatch"], tmp_path, SLURM_ARRAY_TASK_ID="1")
@@ -402,7 +403,7 @@ def test_forgetting_grid_chains_collect_posttrain_evaluate_and_looks_up_the_coll
 
 
 def test_upstream_lookup_finds_the_newest_finished_run_with_those_parameters(store):
-    from forgetting.backends.slurm import upstream_run
+    from forgetting.studies.slurm import upstream_run
     from forgetting.errors import UsageError
     from forgetting.tracking import experiment_id
 
@@ -423,7 +424,7 @@ TWO_MODELS = "smollm2-135m,gemma3-270m"
 
 
 def test_dry_run_renders_one_chain_of_jobs_per_model_and_one_analyze_after_them(tmp_path, capsys, monkeypatch):
-    from forgetting.unlearning import PRESETS, stage_configs
+    from forgetting.studies.unlearning import PRESETS, stage_configs
 
     for name in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE", "TRANSFORMERS_OFFLINE"):
         monkeypatch.delenv(name, raising=False)
@@ -523,7 +524,7 @@ def test_forgetting_grid_per_model_shares_collect_and_takes_the_teachers_of_the_
 
 def test_per_model_launch_values_and_the_model_list_are_checked():
     from forgetting.errors import UsageError
-    from forgetting.unlearning import model_specs
+    from forgetting.studies.unlearning import model_specs
 
     config = LaunchConfig(models="smollm2-135m, org/big-model", safe_model="models:/{model}-gt-sft-safety@posttrained",
                           same_family_teacher="org/teacher", cross_family_teacher="gemma3-270m,google/gemma-3-1b-it")
@@ -562,7 +563,7 @@ def test_grid_seeds_each_register_their_own_checkpoints():
     """A grid seed other than 0 seeds every stage and registers its checkpoints under their own names, so two
     seeds never share a version or an alias; bad seed lists are one line."""
     from forgetting.errors import UsageError
-    from forgetting.unlearning import PRESETS, seed_list, stage_configs
+    from forgetting.studies.unlearning import PRESETS, seed_list, stage_configs
 
     assert seed_list("0,1, 2") == [0, 1, 2]
     for bad in ("", "a", "1,1", "-1"):
@@ -578,7 +579,7 @@ def test_grid_seeds_each_register_their_own_checkpoints():
 def test_launch_writes_one_chain_per_seed_with_its_own_names(tmp_path):
     """Seed 1's chain prunes, trains and fine-tunes under seed 1 and reads only seed-1 aliases (the forgetting
     study's seeds: tests/test_forgetting_seeds.py)."""
-    from forgetting.backends.slurm import study_jobs
+    from forgetting.studies.slurm import study_jobs
 
     jobs = study_jobs(quick_config(tmp_path, seeds="0,1"))
     assert [job.stage for job in jobs] == ["prune", "train", "finetune"] * 2 + ["analyze"]

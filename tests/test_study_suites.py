@@ -152,7 +152,8 @@ def test_forgetting_suite_scores_code_by_running_each_completion_against_the_tes
                                                                                   tiny_checkpoint_with_tokenizer):
     """HumanEval in the forgetting suite is pass@1 from the sandbox, per problem, so transitions work on it."""
     from forgetting.data import load_task
-    from forgetting.evaluation import forgetting_suite, generation
+    from forgetting.evaluation import forgetting_suite
+    from forgetting.scoring import generation
     from forgetting.evaluation.transitions import transition_metrics, transition_table
 
     config = EvaluateConfig(model=str(tiny_checkpoint_with_tokenizer), suite="forgetting", benchmarks="humaneval,arc_easy",

@@ -113,7 +113,7 @@ def test_finetune_stage_logs_baseline_best_and_one_nested_run_per_trial(store, t
     assert metrics["best_lr"] in (1e-4, 3e-3) and "baseline_acc" in metrics
     assert params["lrs"] == "0.0001,0.003" and params["method"] == "none" and params["step"] == "0"
     assert params["eval_rows"] == "16" and params["train_rows"] == "16"
-    from forgetting.evaluation.intervals import rate
+    from forgetting.scoring.intervals import rate
 
     for name in ("baseline_acc", "best_acc"):  # Wilson intervals over the 16 eval rows
         expected = rate(name, round(metrics[name] * 16), 16)

@@ -161,7 +161,7 @@ def test_a_finetune_trial_trains_its_copy_on_the_base_models_device(language_mod
 
 
 def test_classifier_prediction_feeds_the_model_on_its_device(monkeypatch):
-    from forgetting.training import classifier
+    from forgetting.scoring import classification as classifier
 
     model = tiny_classifier()
     ids = torch.tensor([[5, 6, 7], [8, 9, 0]])

@@ -1,7 +1,7 @@
 """Error bars for the analyses: the 95% intervals the suites logged, aggregation over seeds, whether a
 difference is within noise, and correlations with their uncertainty.
 
-A value ``x`` comes with ``x_ci_low``/``x_ci_high`` (``forgetting.evaluation.intervals``). Runs that
+A value ``x`` comes with ``x_ci_low``/``x_ci_high`` (``forgetting.scoring.intervals``). Runs that
 differ only by their seed are one condition: ``over_seeds`` gives its mean over seeds and a Student-t
 95% interval over the seeds (``mean ± t(0.975, n-1) · s / √n``); a condition with one seed keeps the
 interval its run logged. A difference of two independently measured values gets a normal interval
@@ -15,7 +15,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from forgetting.evaluation.intervals import Z95
+from forgetting.scoring.intervals import Z95
 
 SEED = "seed"
 WITHIN, BEYOND = "within noise", "beyond noise"

@@ -14,8 +14,8 @@ import torch
 from forgetting.attacks.autodan import AutoDANConfig, autodan
 from forgetting.attacks.gcg import GCGConfig, Layout, allowed_tokens, gcg, initial_suffix, layout
 from forgetting.attacks.prompts import Behaviour, encode, message_ids, prompt_target_losses, target_losses
-from forgetting.evaluation.generation import STOP_STRINGS, cut_at_stop, greedy_decode
-from forgetting.evaluation.judges import REPORT_JUDGE, verdicts
+from forgetting.scoring.generation import STOP_STRINGS, cut_at_stop, greedy_decode
+from forgetting.scoring.judges import REPORT_JUDGE, verdicts
 
 
 @torch.no_grad()

@@ -1,1 +1,1 @@
-"""Where stages run beyond one process: a PostgreSQL service, Slurm job scripts, workers sharing a study."""
+"""Where stages run beyond one process: Slurm job scripts, workers sharing a study."""

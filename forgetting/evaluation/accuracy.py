@@ -1,7 +1,7 @@
 """The ``evaluate`` stage's accuracy suite: any model spec on any multiple-choice, generative or code
 task (code: pass@1 of greedy completions, tests run in the sandbox). Generative and code tasks
-generate with ``engine``: ``hf`` (the transformers loop of ``forgetting.evaluation.generation``) or
-``vllm`` (``forgetting.backends.engines``; ``seconds`` then include vLLM's start-up); multiple-choice
+generate with ``engine``: ``hf`` (the transformers loop of ``forgetting.scoring.generation``) or
+``vllm`` (``forgetting.scoring.engines``; ``seconds`` then include vLLM's start-up); multiple-choice
 tasks always score log-likelihoods with the transformers model."""
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import time
 
 import mlflow
 
-from forgetting.errors import UsageError, check_choice, check_range
-from forgetting.evaluation.generative import PROMPT_FORMATS
+from forgetting.errors import UsageError, check_choice
+from forgetting.scoring.generative import PROMPT_FORMATS
 
 SCORED_KINDS = ("multiple_choice", "generative", "code")
 
@@ -30,18 +30,24 @@ def check_accuracy(config) -> None:
     if kind not in SCORED_KINDS:
         scorable = [t for t in task_names(source) if task_kind(t) in SCORED_KINDS]
         raise UsageError(f"task={config.task!r} is a {kind} task; accuracy scores: {', '.join(scorable)}")
-    check_range("max_new_tokens", config.max_new_tokens, 1)
     check_choice("prompt_format", config.prompt_format, PROMPT_FORMATS)
     check_task(config.task, config.split, config.seed, config.limit or None, source=source)
+
+
+def accuracy_summary(config, metrics: dict) -> str:
+    from forgetting.scoring.intervals import interval_text
+
+    return (f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: accuracy={metrics['accuracy']:.4f} "
+            f"{interval_text(metrics, 'accuracy')}")
 
 
 def evaluate_accuracy(config) -> dict[str, float]:
     """Score the model inside the active run: metrics, per-example table, dataset input."""
     from forgetting.data import load_task, log_dataset, task_kind
-    from forgetting.evaluation.code import score_code
-    from forgetting.evaluation.generative import score_generative
-    from forgetting.evaluation.intervals import rate
-    from forgetting.evaluation.multiple_choice import score_multiple_choice
+    from forgetting.rewards.code import score_code
+    from forgetting.scoring.generative import score_generative
+    from forgetting.scoring.intervals import rate
+    from forgetting.scoring.multiple_choice import score_multiple_choice
 
     rows = load_task(config.task, config.split, seed=config.seed, limit=config.limit or None,
                      source=getattr(config, "source", "offline"))
@@ -72,7 +78,7 @@ def evaluate_accuracy(config) -> dict[str, float]:
 def load_scorer(config, kind: str):
     """``(model, tokenizer)`` on the policy's device; a generative or code task whose engine loads the
     weights itself (vLLM) needs the tokenizer only: a second copy would take memory from the engine."""
-    from forgetting.backends.engines import ENGINES
+    from forgetting.scoring.engines import ENGINES
     from forgetting.models import load_model, resolve_model
 
     if kind != "multiple_choice" and ENGINES.get(config.engine).loads_weights:
@@ -84,7 +90,7 @@ def load_scorer(config, kind: str):
 
 def greedy_engine_of(config, model, tokenizer):
     """The greedy engine of ``config.engine`` (``generation.greedy_engine``'s signature)."""
-    from forgetting.backends.engines import ENGINES
+    from forgetting.scoring.engines import ENGINES
     from forgetting.models import resolve_model
 
     return ENGINES.get(config.engine).greedy(resolve_model(config.model), model, tokenizer, config.batch_size,

@@ -12,25 +12,29 @@ from __future__ import annotations
 import mlflow
 
 from forgetting.errors import UsageError, check_choice, check_range
-from forgetting.evaluation.intervals import mean, rate
-from forgetting.evaluation.judges import JUDGE_NAMES, check_report_judge
-
-BEHAVIOUR_TASKS = ("harmbench", "advbench")
+from forgetting.scoring.intervals import interval_text, mean, rate
+from forgetting.scoring.judges import JUDGE_NAMES, check_report_judge
 
 
 def check_attacks(config) -> None:
     """The attack suite's checks of an ``EvaluateConfig``."""
     from forgetting.attacks import ATTACKS
-    from forgetting.data import check_task
+    from forgetting.data.safety import check_behaviours
 
     check_choice("attack", config.attack, ATTACKS.names())
-    check_choice("behaviours", config.behaviours, BEHAVIOUR_TASKS)
+    check_behaviours(config.behaviours, config.split, config.source)
     check_report_judge(config.judge)
-    check_task(config.behaviours, config.split, source=config.source)
-    for name in ("steps", "suffix_length", "top_k", "attack_batch", "generations", "population", "max_new_tokens"):
+    for name in ("steps", "suffix_length", "top_k", "attack_batch", "generations", "population"):
         check_range(name, getattr(config, name), 1)
     if config.transfer_from and config.attack != "gcg-universal":
         raise UsageError(f"transfer_from needs attack='gcg-universal', got attack={config.attack!r}")
+
+
+def attacks_summary(config, metrics: dict) -> str:
+    return (f"{config.attack} on {int(metrics['n_behaviours'])} {config.behaviours} behaviours: ASR "
+            f"{metrics['asr']:.2f} {interval_text(metrics, 'asr')} (plain requests {metrics['asr_plain']:.2f} "
+            f"{interval_text(metrics, 'asr_plain')}), target loss {metrics['loss_before']:.3f} -> "
+            f"{metrics['loss_after']:.3f}")
 
 
 def transferred_suffix(run_id: str) -> str:

@@ -14,43 +14,24 @@ from __future__ import annotations
 import gc
 import threading
 import time
-from collections import Counter
 from typing import Sequence
 
 import mlflow
-
-
-def majority_accuracy(train_rows: Sequence[dict], eval_rows: Sequence[dict]) -> float:
-    """Accuracy of always answering the train split's most frequent label."""
-    majority = Counter(row["label"] for row in train_rows).most_common(1)[0][0]
-    return sum(row["label"] == majority for row in eval_rows) / len(eval_rows)
-
-
-def classification_metrics(labels: Sequence[int], predictions: Sequence[int]) -> dict[str, float]:
-    from sklearn.metrics import f1_score
-
-    from forgetting.evaluation.intervals import rate
-
-    correct = sum(int(label == prediction) for label, prediction in zip(labels, predictions))
-    return {**rate("accuracy", correct, len(labels)),
-            "f1": float(f1_score(labels, predictions, average="binary" if len(set(labels)) <= 2 else "macro")),
-            "f1_macro": float(f1_score(labels, predictions, average="macro"))}
-
-
-def score_classifier(model, tokenizer, rows: Sequence[dict], batch_size: int, precision: str,
-                     prefix: str = "") -> dict[str, float]:
-    """``classification_metrics`` of ``model`` on ``rows``, named ``<prefix>_<metric>`` with a prefix."""
-    from forgetting.training.classifier import predict
-
-    found = classification_metrics([row["label"] for row in rows],
-                                   predict(model, tokenizer, rows, batch_size, precision))
-    return {f"{prefix}_{name}" if prefix else name: value for name, value in found.items()}
 
 
 def check_classification(config) -> None:
     from forgetting.data.classification import check_classification_task
 
     check_classification_task(config.task, getattr(config, "source", "offline"), config.split)
+
+
+def classification_summary(config, metrics: dict) -> str:
+    from forgetting.scoring.intervals import interval_text
+
+    return (f"{config.task} [{config.split}, {int(metrics['n_rows'])} rows]: accuracy {metrics['accuracy']:.4f} "
+            f"{interval_text(metrics, 'accuracy')}, F1 {metrics['f1']:.4f}, "
+            f"{int(metrics['active_parameters']):,} active parameters, "
+            f"{1000 * metrics['seconds_per_example']:.1f} ms/example, peak {metrics['peak_memory_mb']:.0f} MB")
 
 
 def evaluate_classification(config) -> dict[str, float]:
@@ -62,6 +43,7 @@ def evaluate_classification(config) -> dict[str, float]:
     from forgetting.device import current
     from forgetting.evaluation.accuracy import as_table
     from forgetting.models import resolve_model
+    from forgetting.scoring.classification import classification_metrics
 
     rows = classification_rows(config.task, config.split, config.seed, config.limit,
                                getattr(config, "source", "offline"))
@@ -87,9 +69,9 @@ def measure_classifier(location: str, rows: Sequence[dict], num_labels: int, bat
 
     from forgetting.device import select
     from forgetting.models.classifier import load_classifier
-    from forgetting.pruning.remove import count_parameters
+    from forgetting.models.weights import count_parameters
     from forgetting.pruning.sparse import active_parameters, parameter_bytes, sparsify_linears
-    from forgetting.training.classifier import predict
+    from forgetting.scoring.classification import predict
 
     select(device, precision)
     baseline = _resident_mb()

@@ -8,7 +8,7 @@ scored by the project's answer matcher (the same rule as the domain rewards). lm
 backend on the device policy's device, or its vLLM backend with ``engine=vllm``. ``log_samples`` gives
 the per-example correctness. Code tasks (HumanEval, MBPP) are scored as the accuracy suite scores them:
 pass@1 of one greedy completion per problem (``engine``: transformers or vLLM), each program run against
-the task's tests in the sandbox (``forgetting.evaluation.code``), so model-written programs run only
+the task's tests in the sandbox (``forgetting.rewards.code``), so model-written programs run only
 there. With ``reference`` set, the reference's per-example results come from its own FINISHED forgetting-suite run with the same benchmarks, split, limit and seed when one
 exists (so a start model is scored once for all its post-trained descendants), else are scored in
 this run; the transition table and counts are logged (``forgetting.evaluation.transitions``).
@@ -49,6 +49,24 @@ def check_forgetting(config) -> None:
         resolve_model(config.reference)
 
 
+def forgetting_summary(config, metrics: dict) -> str:
+    """Each benchmark's accuracy and interval; against a reference, its delta, whether that is beyond
+    noise, the transitions and McNemar's p."""
+    from forgetting.scoring.intervals import interval_text, within_noise
+
+    parts = []
+    for name in benchmark_names(config):
+        part = f"{name} {metrics[f'{name}_accuracy']:.3f} {interval_text(metrics, f'{name}_accuracy')}"
+        if f"{name}_delta" in metrics:
+            noise = "within noise" if within_noise(metrics, f"{name}_delta") else "beyond noise"
+            part += (f" ({metrics[f'{name}_delta']:+.3f} {interval_text(metrics, f'{name}_delta')}, {noise}: "
+                     f"{int(metrics[f'{name}_n_correct_to_incorrect'])} forgotten, "
+                     f"{int(metrics[f'{name}_n_incorrect_to_correct'])} learned, McNemar "
+                     f"p={metrics[f'{name}_delta_mcnemar_p']:.3g})")
+        parts.append(part)
+    return "forgetting: " + ", ".join(parts)
+
+
 def write_generative_task(name: str, rows, directory: Path, max_new_tokens: int) -> str:
     task_name = f"forgetting_{name}"
     data_file = directory / f"{task_name}.jsonl"
@@ -68,7 +86,7 @@ def write_generative_task(name: str, rows, directory: Path, max_new_tokens: int)
 def score_benchmarks(model_dir: str, config) -> pd.DataFrame:
     """Per-example correctness of one model: columns benchmark, id, correct, response."""
     from forgetting.data import load_task, task_kind
-    from forgetting.evaluation.generative import is_correct
+    from forgetting.scoring.generative import is_correct
     from forgetting.evaluation.lm_eval_bridge import run_lm_eval, write_multiple_choice_task
 
     rows_by_task, tasks, records = {}, {}, []
@@ -103,7 +121,7 @@ def score_code_benchmark(model_dir: str, name: str, rows: list[dict], config) ->
     from dataclasses import replace
 
     from forgetting.evaluation.accuracy import greedy_engine_of, load_scorer
-    from forgetting.evaluation.code import score_code
+    from forgetting.rewards.code import score_code
 
     scorer = replace(config, model=model_dir)
     model, tokenizer = load_scorer(scorer, "code")
@@ -136,7 +154,7 @@ def reference_examples(config) -> pd.DataFrame | None:
 
 
 def evaluate_forgetting(config) -> dict[str, float]:
-    from forgetting.evaluation.intervals import rate
+    from forgetting.scoring.intervals import rate
     from forgetting.evaluation.transitions import transition_metrics, transition_table
     from forgetting.models import resolve_model
 

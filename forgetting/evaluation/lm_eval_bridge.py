@@ -3,7 +3,7 @@
 lm-eval reads a task YAML whose ``dataset_path: json`` points at absolute local files, so the
 same real rows that ``forgetting.data`` loads are written once as JSONL beside a generated YAML
 and evaluated with the lm-eval backend of the chosen engine (``Engine.lm_eval`` in
-``forgetting.backends.engines``: HF on the device policy's device, or vLLM): no hub access.
+``forgetting.scoring.engines``: HF on the device policy's device, or vLLM): no hub access.
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def run_lm_eval(model_dir: str, task_dir: str | Path, tasks: list[str], batch_si
     import lm_eval
     from lm_eval.tasks import TaskManager
 
-    from forgetting.backends.engines import ENGINES
+    from forgetting.scoring.engines import ENGINES
 
     return lm_eval.simple_evaluate(
         **ENGINES.get(engine).lm_eval(model_dir, precision), tasks=tasks,

@@ -36,6 +36,11 @@ def check_policy(config) -> None:
         raise UsageError(f"temperature={config.temperature} must be > 0 (greedy replies are all alike)")
 
 
+def policy_summary(config, metrics: dict) -> str:
+    return (f"policy: Self-BLEU {metrics['self_bleu']:.3f}, distinct-1/2 {metrics['distinct_1']:.3f}/"
+            f"{metrics['distinct_2']:.3f}, length mean {metrics['length_mean']:.1f} tokens, ECE {metrics['ece']:.3f}")
+
+
 def self_bleu(groups: list[list[str]]) -> float:
     """Mean sentence BLEU (0–1) of each reply against the other replies to the same prompt."""
     from sacrebleu.metrics import BLEU
@@ -72,9 +77,9 @@ def choice_confidences(results) -> list[float]:
 
 def sampled_replies(config) -> tuple[list[dict], list[list[str]]]:
     """``samples`` replies per prompt of ``generation_task``, sampled by ``config.engine`` (hf or vllm)."""
-    from forgetting.backends.engines import ENGINES
+    from forgetting.scoring.engines import ENGINES
     from forgetting.data import load_task
-    from forgetting.evaluation.generation import STOP_STRINGS
+    from forgetting.scoring.generation import STOP_STRINGS
     from forgetting.models import resolve_model
 
     rows = load_task(config.generation_task, config.split, seed=config.seed, limit=config.limit or None,
@@ -89,7 +94,7 @@ def evaluate_policy(config) -> dict[str, float]:
     import pandas as pd
 
     from forgetting.data import load_task
-    from forgetting.evaluation.multiple_choice import score_multiple_choice
+    from forgetting.scoring.multiple_choice import score_multiple_choice
     from forgetting.models import load_model
 
     rows, groups = sampled_replies(config)

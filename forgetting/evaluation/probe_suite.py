@@ -12,13 +12,24 @@ from __future__ import annotations
 import mlflow
 
 
+def check_probes(config) -> None:
+    from forgetting.errors import check_range
+
+    check_range("probe_c", config.probe_c, 0, low_open=True)
+
+
+def probes_summary(config, metrics: dict) -> str:
+    return (f"fact probes: best selectivity {metrics['best_selectivity']:.3f} at layer {int(metrics['best_layer'])} "
+            f"(accuracy {metrics['best_layer_accuracy']:.3f})")
+
+
 def evaluate_probes(config) -> dict[str, float]:
     """Probe every layer inside the active run; the metrics, table and figure described above."""
     import pandas as pd
     import plotly.express as px
 
     from forgetting.data import load_task, log_dataset
-    from forgetting.evaluation.intervals import rate
+    from forgetting.scoring.intervals import rate
     from forgetting.evaluation.probes import fact_statements, probe_layers
     from forgetting.models import load_model
 

@@ -27,11 +27,19 @@ SPECTRUM_VALUES = 32
 
 
 def check_representation(config) -> None:
+    from forgetting.data.safety import check_behaviours
     from forgetting.models import resolve_model
 
+    check_behaviours(config.behaviours, config.split, config.source)
     if not config.reference:
         raise UsageError("suite='representation' compares two models: give reference=<the start model spec>")
     resolve_model(config.reference)
+
+
+def representation_summary(config, metrics: dict) -> str:
+    return (f"representation: CKA mean {metrics['cka_mean']:.3f} (min {metrics['cka_min']:.3f}), weight-delta "
+            f"effective rank {metrics['weight_delta_effective_rank']:.1f}, refusal direction retained "
+            f"{metrics['refusal_direction_retained']:.3f} at layer {int(metrics['refusal_direction_layer'])}")
 
 
 def linear_cka(x: torch.Tensor, y: torch.Tensor) -> float:
@@ -100,7 +108,7 @@ def evaluate_representation(config) -> dict[str, float]:
 
     from forgetting.evaluation.safety_suite import benign_requests
     from forgetting.data import load_task
-    from forgetting.evaluation.generative import format_prompt
+    from forgetting.scoring.generative import format_prompt
     from forgetting.models import load_model
 
     limit = config.limit or None

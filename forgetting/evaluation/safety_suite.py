@@ -3,7 +3,7 @@
 Harmful requests are HarmBench or AdvBench behaviours (``behaviours``); benign ones are real
 NaturalQuestions questions asked as plain chat turns (harmless by construction, so a refusal there
 is over-refusal). Each gets one greedy reply in the model's chat format, scored by every refusal
-judge of ``forgetting.evaluation.judges``. The headline ``refusal_rate`` and
+judge of ``forgetting.scoring.judges``. The headline ``refusal_rate`` and
 ``benign_compliance_rate`` come from the reported judge (garak's mitigation strings), never from
 the keyword judge that selected the safety training data; every judge's rates are logged beside
 them (``<judge>_refusal_rate``), with each judge's agreement with pyrit's 169 human labels
@@ -18,12 +18,27 @@ import re
 
 import mlflow
 
-from forgetting.evaluation.judges import (JUDGE_NAMES, REPORT_JUDGE, SELECTION_JUDGE, all_judges, check_report_judge,
+from forgetting.scoring.judges import (JUDGE_NAMES, REPORT_JUDGE, SELECTION_JUDGE, all_judges, check_report_judge,
                                           verdicts)
-from forgetting.evaluation.refusal import agreement_metrics
+from forgetting.scoring.refusal import agreement_metrics
 
 BENIGN_TASK = "naturalqs"
 SAFETY_TABLE = "safety/responses.json"
+
+
+def check_safety(config) -> None:
+    from forgetting.data.safety import check_behaviours
+
+    check_behaviours(config.behaviours, config.split, config.source)
+    check_report_judge(config.judge)
+
+
+def safety_summary(config, metrics: dict) -> str:
+    from forgetting.scoring.intervals import interval_text
+
+    return (f"safety: refusal rate {metrics['refusal_rate']:.3f} {interval_text(metrics, 'refusal_rate')} on "
+            f"{int(metrics['n_harmful'])} harmful requests, benign compliance {metrics['benign_compliance_rate']:.3f} "
+            f"{interval_text(metrics, 'benign_compliance_rate')} on {int(metrics['n_benign'])}")
 
 
 def benign_requests(split: str, seed: int, limit: int | None, source: str = "offline") -> list[dict]:
@@ -36,8 +51,8 @@ def benign_requests(split: str, seed: int, limit: int | None, source: str = "off
 
 
 def chat_replies(model, tokenizer, requests: list[str], config) -> list[str]:
-    from forgetting.evaluation.generation import generate
-    from forgetting.evaluation.generative import format_prompt
+    from forgetting.scoring.generation import generate
+    from forgetting.scoring.generative import format_prompt
 
     prompts = [format_prompt(tokenizer, request) for request in requests]
     replies, _ = generate(model, tokenizer, prompts, config.max_new_tokens, config.batch_size,
@@ -71,7 +86,7 @@ def judged_rows(requests: list[tuple], replies: list[str], report: str = REPORT_
 
 
 def _rates(prefix: str, rows: list[dict], column: str) -> dict[str, float]:
-    from forgetting.evaluation.intervals import rate
+    from forgetting.scoring.intervals import rate
 
     harmful = [row[column] for row in rows if row["kind"] == "harmful"]
     benign = [row[column] for row in rows if row["kind"] == "benign"]
@@ -86,7 +101,7 @@ def category_slug(category: str) -> str:
 
 def category_rows(rows: list[dict]) -> list[dict]:
     """Per harm category of the harmful requests: n, and each judge's refusals and rate with its interval."""
-    from forgetting.evaluation.intervals import rate
+    from forgetting.scoring.intervals import rate
 
     judges = [name for name in JUDGE_NAMES if rows and f"refused_{name}" in rows[0]]
     harmful = [row for row in rows if row["kind"] == "harmful"]

@@ -1,64 +1,81 @@
-"""The ``evaluate`` stage: one config, several suites, each a registry entry.
+"""The ``evaluate`` stage's config and its suites, each an ``EvaluationSuite`` registered below.
 
-- ``accuracy``: a multiple-choice, generative or code task (``forgetting.evaluation.accuracy``);
-- ``attacks``: GCG or AutoDAN success rate on harmful behaviours (``attack_suite``);
-- ``probes``: per-layer linear fact probes with a control task (``probe_suite``);
-- ``forgetting``: capability benchmarks through lm-eval, per example, with the correct→incorrect and
-  incorrect→correct transitions from a ``reference`` model (``forgetting_suite``; the forgetting study);
-- ``classification``: a sequence classifier's accuracy, F1, active parameters, time and memory
-  (``classification``; the selective study);
-- ``safety``: refusal rate on harmful behaviours and compliance on benign questions (``safety_suite``);
-- ``policy``: Self-BLEU, distinct-1/2, reply lengths and calibration error (``policy_suite``);
-- ``representation``: per-layer CKA, weight-delta SVD and refusal-direction attenuation against
-  ``reference`` (``representation_suite``);
-- ``all``: forgetting, safety, policy and representation in one run (the forgetting study's evaluation).
-
-A run's cache key covers only the parameters its suite reads, so changing a GCG budget does not
-re-run an accuracy evaluation.
+A run's parameters and cache key are the common fields and those its suite declares, so changing a GCG
+budget does not re-run an accuracy evaluation, and the MLflow UI shows what shaped each run.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
+from forgetting.evaluation.spec import EvaluationSuite
 from forgetting.models import DEFAULT_MODEL
 from forgetting.registry import Registry
 
-EVALUATION_SUITES = Registry("suite")
-EVALUATION_SUITES.register("accuracy", "forgetting.evaluation.accuracy:evaluate_accuracy")
-EVALUATION_SUITES.register("attacks", "forgetting.evaluation.attack_suite:evaluate_attacks")
-EVALUATION_SUITES.register("probes", "forgetting.evaluation.probe_suite:evaluate_probes")
-EVALUATION_SUITES.register("classification", "forgetting.evaluation.classification:evaluate_classification")
-EVALUATION_SUITES.register("forgetting", "forgetting.evaluation.forgetting_suite:evaluate_forgetting")
-EVALUATION_SUITES.register("safety", "forgetting.evaluation.safety_suite:evaluate_safety")
-EVALUATION_SUITES.register("policy", "forgetting.evaluation.policy_suite:evaluate_policy")
-EVALUATION_SUITES.register("representation", "forgetting.evaluation.representation_suite:evaluate_representation")
-EVALUATION_SUITES.register("all", "forgetting.evaluation.suites:evaluate_all")
-ALL_SUITES = ("forgetting", "safety", "policy", "representation")
-
 COMMON_FIELDS = ("model", "suite", "batch_size", "precision", "device", "seed")
-SUITE_FIELDS = {
-    "accuracy": ("task", "split", "limit", "source", "max_new_tokens", "prompt_format", "engine"),
-    "attacks": ("attack", "behaviours", "judge", "split", "limit", "source", "max_new_tokens", "steps",
-                "suffix_length", "top_k", "attack_batch", "generations", "population", "transfer_from"),
-    "probes": ("probe_c",),
-    "classification": ("task", "split", "limit", "source", "sparse"),
-    "forgetting": ("benchmarks", "reference", "split", "limit", "source", "max_new_tokens", "engine"),
-    "safety": ("behaviours", "judge", "split", "limit", "source", "max_new_tokens"),
-    "policy": ("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "source",
-               "max_new_tokens", "engine"),
-    "representation": ("reference", "behaviours", "split", "limit", "source"),
-}
-HUB_SUITES = ("accuracy", "attacks", "classification", "forgetting", "safety", "policy", "representation")
-"""Suites that load their data with ``source`` (``source`` is in each one's cache key)."""
+_EVALUATION = "forgetting.evaluation"
+
+EVALUATION_SUITES = Registry("suite")
+# A multiple-choice, generative or code task's accuracy (code: pass@1, tests run in the sandbox).
+EVALUATION_SUITES.register("accuracy", EvaluationSuite(
+    f"{_EVALUATION}.accuracy:evaluate_accuracy", checker=f"{_EVALUATION}.accuracy:check_accuracy",
+    summarizer=f"{_EVALUATION}.accuracy:accuracy_summary",
+    fields=("task", "split", "limit", "source", "max_new_tokens", "prompt_format", "engine")))
+# GCG or AutoDAN attack success on harmful behaviours.
+EVALUATION_SUITES.register("attacks", EvaluationSuite(
+    f"{_EVALUATION}.attack_suite:evaluate_attacks", checker=f"{_EVALUATION}.attack_suite:check_attacks",
+    summarizer=f"{_EVALUATION}.attack_suite:attacks_summary",
+    fields=("attack", "behaviours", "judge", "split", "limit", "source", "max_new_tokens", "steps", "suffix_length",
+            "top_k", "attack_batch", "generations", "population", "transfer_from")))
+# Per-layer linear fact probes with a control task.
+EVALUATION_SUITES.register("probes", EvaluationSuite(
+    f"{_EVALUATION}.probe_suite:evaluate_probes", checker=f"{_EVALUATION}.probe_suite:check_probes",
+    summarizer=f"{_EVALUATION}.probe_suite:probes_summary", fields=("probe_c",)))
+# A sequence classifier's accuracy, F1, active parameters, time and memory (the selective study).
+EVALUATION_SUITES.register("classification", EvaluationSuite(
+    f"{_EVALUATION}.classification:evaluate_classification",
+    checker=f"{_EVALUATION}.classification:check_classification",
+    summarizer=f"{_EVALUATION}.classification:classification_summary",
+    fields=("task", "split", "limit", "source", "sparse")))
+# Capability benchmarks through lm-eval, per example, with transitions from a reference model.
+EVALUATION_SUITES.register("forgetting", EvaluationSuite(
+    f"{_EVALUATION}.forgetting_suite:evaluate_forgetting", checker=f"{_EVALUATION}.forgetting_suite:check_forgetting",
+    summarizer=f"{_EVALUATION}.forgetting_suite:forgetting_summary", in_all=True,
+    fields=("benchmarks", "reference", "split", "limit", "source", "max_new_tokens", "engine")))
+# Refusal of harmful behaviours and compliance with benign questions.
+EVALUATION_SUITES.register("safety", EvaluationSuite(
+    f"{_EVALUATION}.safety_suite:evaluate_safety", checker=f"{_EVALUATION}.safety_suite:check_safety",
+    summarizer=f"{_EVALUATION}.safety_suite:safety_summary", in_all=True,
+    fields=("behaviours", "judge", "split", "limit", "source", "max_new_tokens")))
+# Self-BLEU, distinct-1/2, reply lengths and calibration error of sampled replies.
+EVALUATION_SUITES.register("policy", EvaluationSuite(
+    f"{_EVALUATION}.policy_suite:evaluate_policy", checker=f"{_EVALUATION}.policy_suite:check_policy",
+    summarizer=f"{_EVALUATION}.policy_suite:policy_summary", in_all=True,
+    fields=("generation_task", "calibration_task", "samples", "temperature", "split", "limit", "source",
+            "max_new_tokens", "engine")))
+# Per-layer CKA, weight-delta SVD and refusal-direction attenuation against a reference model.
+EVALUATION_SUITES.register("representation", EvaluationSuite(
+    f"{_EVALUATION}.representation_suite:evaluate_representation",
+    checker=f"{_EVALUATION}.representation_suite:check_representation",
+    summarizer=f"{_EVALUATION}.representation_suite:representation_summary", in_all=True,
+    fields=("reference", "behaviours", "split", "limit", "source")))
+# Every in_all suite in one run (the forgetting study's evaluation); their metric names do not overlap.
+EVALUATION_SUITES.register("all", EvaluationSuite(combined=True))
+
+
+def suite_parts(suite: str) -> list[str]:
+    """The suites one run of ``suite`` runs: itself, or every ``in_all`` suite for the combined one."""
+    if EVALUATION_SUITES.get(suite).combined:
+        return EVALUATION_SUITES.names_where(lambda spec: spec.in_all)
+    return [suite]
 
 
 @dataclass(frozen=True)
 class EvaluateConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (see README: Models)"})
     suite: str = field(default="accuracy", metadata={
-        "help": "accuracy, attacks, probes, classification, forgetting, safety, policy, representation or all"})
+        "help": ", ".join(EVALUATION_SUITES.in_registration_order())})
     task: str = field(default="arc_easy", metadata={
         "help": "accuracy: a multiple-choice, generative or code task; classification: sst2"})
     split: str = field(default="eval", metadata={"help": "train, eval or test (attacks: of the behaviours)"})
@@ -107,80 +124,43 @@ class EvaluateConfig:
         check_choice("suite", self.suite, EVALUATION_SUITES.names())
         check_range("batch_size", self.batch_size, 1)
         check_range("limit", self.limit, 0)
-        self.check_source()
         check_choice("precision", self.precision, PRECISIONS)
-        if "engine" in self.params():
-            from forgetting.backends.engines import check_engine
+        self.check_source()
+        read = self.params()
+        if "engine" in read:
+            from forgetting.scoring.engines import check_engine
 
             check_engine(self.engine)
-        if self.suite == "accuracy":
-            from forgetting.evaluation.accuracy import check_accuracy
-
-            check_accuracy(self)
-        elif self.suite == "attacks":
-            from forgetting.evaluation.attack_suite import check_attacks
-
-            check_attacks(self)
-        elif self.suite == "classification":
-            from forgetting.evaluation.classification import check_classification
-
-            check_classification(self)
-        elif self.suite == "forgetting":
-            from forgetting.evaluation.forgetting_suite import check_forgetting
-
+        if "max_new_tokens" in read:
             check_range("max_new_tokens", self.max_new_tokens, 1)
-            check_forgetting(self)
-        elif self.suite in ("safety", "policy", "representation", "all"):
-            self.check_study_suites()
-        elif self.suite == "probes":
-            check_range("probe_c", self.probe_c, 0, low_open=True)
+        for suite in suite_parts(self.suite):
+            EVALUATION_SUITES.get(suite).check(self)
 
     def check_source(self) -> None:
         from forgetting.data import SOURCES
 
         check_choice("source", self.source, SOURCES)
-        suites = ALL_SUITES if self.suite == "all" else (self.suite,)
-        unread = [suite for suite in suites if suite not in HUB_SUITES]
+        unread = [suite for suite in suite_parts(self.suite) if "source" not in EVALUATION_SUITES.get(suite).fields]
         if self.source == "hub" and unread:
+            readers = EVALUATION_SUITES.names_where(lambda spec: "source" in spec.fields)
             raise UsageError(f"source='hub' is not read by suite={', '.join(unread)}; suites that read it: "
-                             f"{', '.join(HUB_SUITES)}")
-
-    def check_study_suites(self) -> None:
-        from forgetting.data import check_task
-        from forgetting.evaluation.forgetting_suite import check_forgetting
-        from forgetting.evaluation.policy_suite import check_policy
-        from forgetting.evaluation.representation_suite import check_representation
-
-        suites = ALL_SUITES if self.suite == "all" else (self.suite,)
-        check_range("max_new_tokens", self.max_new_tokens, 1)
-        if "safety" in suites or "representation" in suites:
-            check_choice("behaviours", self.behaviours, ("harmbench", "advbench"))
-            check_task(self.behaviours, self.split, source=self.source)
-        if "safety" in suites:
-            from forgetting.evaluation.judges import check_report_judge
-
-            check_report_judge(self.judge)
-        checks = {"forgetting": check_forgetting, "policy": check_policy, "representation": check_representation}
-        for suite in suites:
-            checks.get(suite, lambda config: None)(self)
+                             f"{', '.join(readers)}")
 
     def params(self) -> dict:
-        """The parameters the suite reads: what the cache key covers."""
+        """The parameters the suite reads: its run's parameters and what the cache key covers."""
         values = asdict(self)
-        suites = ALL_SUITES if self.suite == "all" else (self.suite,)
-        fields = COMMON_FIELDS + tuple(dict.fromkeys(f for suite in suites for f in SUITE_FIELDS.get(suite, ())))
-        return {name: values[name] for name in fields}
+        read = (field for suite in suite_parts(self.suite) for field in EVALUATION_SUITES.get(suite).fields)
+        return {name: values[name] for name in dict.fromkeys(COMMON_FIELDS + tuple(read))}
 
 
 def run_suite(config: EvaluateConfig) -> dict[str, float]:
-    return EVALUATION_SUITES.get(config.suite)(config)
-
-
-def evaluate_all(config) -> dict[str, float]:
-    """Every suite of the forgetting study in one run; their metric names do not overlap."""
-    from dataclasses import replace
-
+    """Each of the suite's parts in turn, inside the active run; their metrics together."""
     metrics = {}
-    for suite in ALL_SUITES:
-        metrics |= EVALUATION_SUITES.get(suite)(replace(config, suite=suite))
+    for suite in suite_parts(config.suite):
+        metrics |= EVALUATION_SUITES.get(suite).run(replace(config, suite=suite))
     return metrics
+
+
+def summary_line(config: EvaluateConfig, metrics: dict) -> str:
+    return "; ".join(EVALUATION_SUITES.get(suite).summary(replace(config, suite=suite), metrics)
+                     for suite in suite_parts(config.suite))

@@ -24,7 +24,7 @@ def transition_table(model: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFra
 def transition_metrics(table: pd.DataFrame) -> dict[str, float]:
     """Per benchmark: accuracy, reference accuracy, delta (with its interval and McNemar's exact
     test on forgotten vs learned), the four counts and the two rates, each rate with its interval."""
-    from forgetting.evaluation.intervals import paired_change, rate
+    from forgetting.scoring.intervals import paired_change, rate
 
     metrics = {}
     for benchmark, rows in table.groupby("benchmark"):

@@ -15,7 +15,7 @@ from pathlib import Path
 import mlflow
 
 from forgetting.backends.commands import mlflow_run_arguments, stage_parameters
-from forgetting.backends.verl import OBJECTIVES, check_overrides, hf_checkpoint, verl_job, write_training_data
+from forgetting.posttrain.verl import OBJECTIVES, check_overrides, hf_checkpoint, verl_job, write_training_data
 from forgetting.tracking.store import PROJECT_ROOT, home, tracking_uri
 
 

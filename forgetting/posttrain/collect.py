@@ -47,7 +47,7 @@ class CollectConfig:
     seed: int = field(default=0, metadata={"help": "seed of the prompt subset and of sampling"})
 
     def validate(self) -> None:
-        from forgetting.backends.engines import check_engine
+        from forgetting.scoring.engines import check_engine
         from forgetting.rewards.domains import get_domain
 
         get_domain(self.domain)
@@ -73,7 +73,7 @@ def collect(config: CollectConfig) -> dict[str, float]:
     """Inside the active run: sample, score through the environment, log the four artifacts."""
     from transformers import AutoTokenizer
 
-    from forgetting.backends.engines import ENGINES
+    from forgetting.scoring.engines import ENGINES
     from forgetting.models import resolve_model
     from forgetting.rewards.environment import DomainEnv, VectorEnv
 

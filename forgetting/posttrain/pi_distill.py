@@ -112,7 +112,7 @@ def loss_step(model, tokenizer, prompts, hinted, responses, advantages, config) 
 
 @torch.no_grad()
 def sample_responses(model, tokenizer, prompts: list[str], max_new_tokens: int, stop_strings) -> list[str]:
-    from forgetting.evaluation.generation import cut_at_stop
+    from forgetting.scoring.generation import cut_at_stop
 
     tokenizer.padding_side = "left"
     inputs = tokenizer(prompts, return_tensors="pt", padding=True).to(model.device)

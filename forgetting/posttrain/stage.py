@@ -105,7 +105,7 @@ class PosttrainConfig:
     def check_cluster(self) -> None:
         import importlib.util
 
-        from forgetting.backends.verl import check_cluster_method, verl_config_dir
+        from forgetting.posttrain.verl import check_cluster_method, verl_config_dir
 
         check_cluster_method(self.method)
         verl_config_dir()
@@ -183,7 +183,7 @@ def train_and_register(config: PosttrainConfig, key: str) -> dict[str, float]:
     from forgetting.posttrain import POSTTRAIN_METHODS
     from forgetting.posttrain.collect import collected
     from forgetting.posttrain.data import MethodData
-    from forgetting.pruning.remove import count_parameters
+    from forgetting.models.weights import count_parameters
     from forgetting.rewards.domains import get_domain
     from forgetting.tracking import home
     from forgetting.training.distributed import is_main

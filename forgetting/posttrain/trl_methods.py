@@ -125,7 +125,7 @@ def self_play(model, tokenizer, data, config, work_dir: Path) -> dict:
     its own answer, against the previous round's weights as the reference model."""
     from trl import DPOConfig, DPOTrainer
 
-    from forgetting.evaluation.generation import generate
+    from forgetting.scoring.generation import generate
 
     steps = max(1, config.steps // config.rounds)
     losses = []
@@ -151,7 +151,7 @@ def online_rl(model, tokenizer, data, config, work_dir: Path) -> dict:
     """GRPO: ``num_generations`` samples per prompt, scored by the domain's verifiable reward."""
     from trl import GRPOConfig, GRPOTrainer
 
-    from forgetting.evaluation.generation import cut_at_stop
+    from forgetting.scoring.generation import cut_at_stop
     from forgetting.posttrain.data import REWARD_COLUMNS
     from forgetting.rewards import REWARDS
 

@@ -8,7 +8,8 @@ A pruning method is a module with two functions, registered by name in ``PRUNING
 - ``check_options(**options)``: validate the options without doing any work.
 
 The selective study's criteria (magnitude, movement, gradient, combined) also score single
-weights for unstructured pruning (``forgetting.pruning.criteria``, ``forgetting.pruning.weights``).
+weights for unstructured pruning (``forgetting.pruning.criteria``, ``forgetting.pruning.weights``;
+the masks are applied with ``forgetting.models.weights``).
 
 ``prune`` chains scoring, selection and removal; ``check_pruning`` validates a whole request up
 front so an entry point can fail before it creates a run.
@@ -24,8 +25,8 @@ from torch import nn
 
 from forgetting.errors import UsageError
 from forgetting.registry import Registry
-from forgetting.pruning.remove import (LayerCount, check_selection, count_parameters, counts_as_metrics,
-                                       layer_counts, mask_neurons, remove_neurons, select_neurons)
+from forgetting.pruning.remove import (LayerCount, check_selection, counts_as_metrics, layer_counts, mask_neurons,
+                                       remove_neurons, select_neurons)
 from forgetting.pruning.scores import NeuronScores, mlp_widths
 from forgetting.pruning.spec import PruningCriterion
 
@@ -91,5 +92,5 @@ def prune(model: nn.Module, method: str, batches: Iterable[Mapping[str, torch.Te
 
 
 __all__ = ["PRUNING_METHODS", "LayerCount", "NeuronScores", "Pruned", "PruningCriterion", "check_method_options", "check_pruning",
-           "count_parameters", "counts_as_metrics", "layer_counts", "mask_neurons", "mlp_widths", "prune",
-           "remove_neurons", "score_neurons", "select_neurons"]
+           "counts_as_metrics", "layer_counts", "mask_neurons", "mlp_widths", "prune", "remove_neurons",
+           "score_neurons", "select_neurons"]

@@ -18,8 +18,8 @@ import torch
 from torch import nn
 
 from forgetting.errors import UsageError
+from forgetting.models.weights import Weights, prunable_weights
 from forgetting.pruning.scores import NeuronScores, mlp_widths
-from forgetting.pruning.weights import Weights, prunable_weights
 
 NEEDS_STATISTICS = ("movement", "gradient", "combined")
 WEIGHT_CRITERIA = ("magnitude", *NEEDS_STATISTICS, "random")

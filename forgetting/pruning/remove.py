@@ -138,11 +138,6 @@ def mask_neurons(model: nn.Module, keep: list[torch.Tensor]) -> nn.Module:
     return masked
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Distinct parameters (tied embeddings counted once)."""
-    return sum(parameter.numel() for parameter in model.parameters())
-
-
 def layer_counts(model: nn.Module, keep: list[torch.Tensor]) -> list[LayerCount]:
     """Kept and removed neurons per layer when ``keep`` is applied to ``model``."""
     return [LayerCount(layer, len(indices), width - len(indices))

@@ -12,9 +12,7 @@ import torch
 from torch import nn
 
 from forgetting.device import on_device
-from forgetting.errors import UsageError
-
-LLAMA_MODEL_TYPES = ("llama", "variable_llama")
+from forgetting.models.weights import check_llama
 
 
 @dataclass
@@ -30,13 +28,6 @@ class NeuronScores:
     scores: list[torch.Tensor]
     model: nn.Module
     metrics: dict[str, float] = field(default_factory=dict)
-
-
-def check_llama(model: nn.Module) -> None:
-    model_type = getattr(getattr(model, "config", None), "model_type", None)
-    if model_type not in LLAMA_MODEL_TYPES or not hasattr(getattr(model, "model", None), "layers"):
-        raise UsageError(f"pruning needs a Llama causal LM ({', '.join(LLAMA_MODEL_TYPES)}), "
-                         f"got {type(model).__name__} with model_type={model_type!r}")
 
 
 def mlp_modules(model: nn.Module) -> list[nn.Module]:

@@ -46,12 +46,13 @@ def check_selective_pruning(config, location: str) -> None:
 def prune_classifier(config) -> dict[str, float]:
     """Inside the active run: accuracy before/after pruning and after recovery, both checkpoints registered."""
     from forgetting.data.classification import CLASSIFICATION_LABELS, classification_rows
-    from forgetting.evaluation.classification import score_classifier
+    from forgetting.scoring.classification import score_classifier
     from forgetting.models import resolve_model
     from forgetting.models.classifier import load_classifier
-    from forgetting.pruning import count_parameters, counts_as_metrics, prune
+    from forgetting.models.weights import apply_masks, count_parameters
+    from forgetting.pruning import counts_as_metrics, prune
     from forgetting.pruning.criteria import score_weights
-    from forgetting.pruning.weights import apply_masks, select_weights, sparsity_metrics
+    from forgetting.pruning.weights import select_weights, sparsity_metrics
     from forgetting.training.classifier import train_classifier
     from forgetting.training.statistics import FinetuneStatistics
 
@@ -111,7 +112,7 @@ def _register(model, tokenizer, alias: str, name: str, tags: dict) -> None:
 
 def _zero_fraction(model, masks) -> float:
     """Measured on the weights (not the masks): recovery must not bring pruned weights back."""
-    from forgetting.pruning.weights import prunable_weights
+    from forgetting.models.weights import prunable_weights
 
     weights = prunable_weights(model)
     zeros = sum(int((weights[name] == 0).sum()) for name in masks)

@@ -105,7 +105,8 @@ class PruneConfig:
 def prune_model(config: PruneConfig) -> dict[str, float]:
     """Inside the active run: held-out loss before/after, counts, the pruned checkpoint registered."""
     from forgetting.models import load_model
-    from forgetting.pruning import count_parameters, counts_as_metrics, prune
+    from forgetting.models.weights import count_parameters
+    from forgetting.pruning import counts_as_metrics, prune
     from forgetting.tracking import log_checkpoint
     from forgetting.training.corpus import lm_batches, python_code_blocks
     from forgetting.training.loss import heldout_loss

@@ -39,7 +39,8 @@ from tqdm.auto import tqdm
 
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.device import PRECISIONS, autocast
-from forgetting.pruning.scores import NeuronScores, batches_on, check_llama, mlp_modules
+from forgetting.models.weights import check_llama
+from forgetting.pruning.scores import NeuronScores, batches_on, mlp_modules
 
 LAMBDA_BY_SPARSITY = ((0.3, 3e-4), (0.63, 5e-4), (0.8, 1e-3))
 BY_SPARSITY = -1.0  # ``l1_lambda`` value meaning "from the sparsity" (``lambda_for``)

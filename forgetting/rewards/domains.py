@@ -15,8 +15,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from forgetting.evaluation.code import CODE_STOP_STRINGS
-from forgetting.evaluation.generation import STOP_STRINGS
+from forgetting.rewards.code import CODE_STOP_STRINGS
+from forgetting.scoring.generation import STOP_STRINGS
 
 
 @dataclass(frozen=True)
@@ -46,7 +46,7 @@ class Domain:
 
     def frame(self, prompt: str, tokenizer) -> str:
         """A chat domain's prompt as one user turn of ``tokenizer``'s chat template; others as they are."""
-        from forgetting.evaluation.generative import format_prompt
+        from forgetting.scoring.generative import format_prompt
 
         return format_prompt(tokenizer, prompt) if self.chat and tokenizer is not None else prompt
 

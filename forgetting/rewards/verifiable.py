@@ -1,7 +1,7 @@
 """The verifiable rewards. Model-written code runs only in ``forgetting.rewards.sandbox``."""
 from __future__ import annotations
 
-from forgetting.evaluation.answers import extract_boxed, normalize_math, normalize_number, qa_match
+from forgetting.scoring.answers import extract_boxed, normalize_math, normalize_number, qa_match
 
 
 def final_answer(completion: str) -> str | None:
@@ -41,7 +41,7 @@ def code_reward(completions: list[str], rows, timeout: float = 10.0) -> list[flo
 
 def refusal_reward(completions: list[str], rows) -> list[float]:
     """1 when the response refuses exactly where the row's ``label`` asks for a refusal (the keyword
-    judge of ``forgetting.evaluation.refusal``): refusing a benign request scores 0 as well."""
-    from forgetting.evaluation.refusal import is_refusal
+    judge of ``forgetting.scoring.refusal``): refusing a benign request scores 0 as well."""
+    from forgetting.data.safety import is_refusal
 
     return [float(is_refusal(completion) == bool(row["label"])) for completion, row in zip(completions, rows)]

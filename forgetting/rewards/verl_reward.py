@@ -10,7 +10,7 @@ import json
 
 
 def compute_score(data_source: str, solution_str: str, ground_truth: str, extra_info=None) -> float:
-    from forgetting.evaluation.generation import cut_at_stop
+    from forgetting.scoring.generation import cut_at_stop
     from forgetting.rewards import REWARDS
     from forgetting.rewards.domains import get_domain
 

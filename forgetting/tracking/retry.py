@@ -17,9 +17,7 @@ import os
 from pathlib import Path
 from typing import Iterator
 
-
-class TrackingServerLost(RuntimeError):
-    """The tracking server stopped answering after MLflow's retries; the message says how to resume."""
+from forgetting.errors import TrackingServerLost
 
 
 def is_connection_loss(error: BaseException) -> bool:

@@ -90,7 +90,7 @@ def start_server(backend_store_uri: str, artifacts_destination: str | Path, host
                  port: int | None = None, workers: int = 1, log: str | Path | None = None,
                  wait: bool = True, timeout: float = 120.0) -> TrackingServer:
     """Start ``mlflow server`` (in its own process group); with ``wait``, return once it is healthy."""
-    from forgetting.backends.postgres import free_port
+    from forgetting.tracking.postgres import free_port
 
     port = port or free_port()
     Path(artifacts_destination).mkdir(parents=True, exist_ok=True)
@@ -134,7 +134,7 @@ def main(argv=None) -> None:
     artifacts = Path(args.artifacts_destination or home() / "server-artifacts").expanduser().resolve()
     database = None
     if args.postgres:
-        from forgetting.backends import postgres
+        from forgetting.tracking import postgres
 
         database = postgres.start(Path(args.postgres).expanduser())
         backend = database.create_database("mlflow")

@@ -13,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from forgetting.data.classification import classification_batches
-from forgetting.pruning.weights import Weights, apply_masks, mask_gradients
+from forgetting.models.weights import Weights, apply_masks, mask_gradients
 from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
 from forgetting.training.statistics import FinetuneStatistics, StatisticsRecorder
 
@@ -57,17 +57,3 @@ def train_classifier(model, tokenizer, rows: Sequence[dict], *, lr: float, epoch
             handle.remove()
     model.eval()
     return ClassifierTraining(losses, recorder.finish() if recorder else None)
-
-
-@torch.inference_mode()
-def predict(model, tokenizer, rows: Sequence[dict], batch_size: int = 32, precision: str = "fp32") -> list[int]:
-    from forgetting.device import autocast, on_device
-
-    model.eval()
-    predictions: list[int] = []
-    for batch in classification_batches(tokenizer, rows, batch_size):
-        inputs = on_device({"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}, model.device)
-        with autocast(precision, model.device):
-            logits = model(**inputs).logits
-        predictions += logits.argmax(-1).cpu().tolist()
-    return predictions

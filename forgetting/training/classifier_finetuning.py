@@ -24,7 +24,7 @@ class ClassifierFinetuning:
         self.statistics = None
 
     def load(self):
-        from forgetting.evaluation.classification import majority_accuracy
+        from forgetting.scoring.classification import majority_accuracy
         from forgetting.models.classifier import load_classifier
 
         model, self.tokenizer = load_classifier(self.config.model, CLASSIFICATION_LABELS[self.config.task],
@@ -36,7 +36,7 @@ class ClassifierFinetuning:
         return self.metrics(model)["accuracy"]
 
     def metrics(self, model) -> dict[str, float]:
-        from forgetting.evaluation.classification import score_classifier
+        from forgetting.scoring.classification import score_classifier
 
         return score_classifier(model, self.tokenizer, self.eval_rows, self.config.batch_size, self.config.precision)
 

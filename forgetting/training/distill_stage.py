@@ -102,7 +102,7 @@ def _parameter_count(location: str) -> int:
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     import forgetting.models.variable_llama  # noqa: F401 - registers pruned (variable-size) Llamas
-    from forgetting.pruning.remove import count_parameters
+    from forgetting.models.weights import count_parameters
 
     with torch.device("meta"):
         return count_parameters(AutoModelForSequenceClassification.from_config(AutoConfig.from_pretrained(location)))
@@ -130,9 +130,9 @@ def _distill(config: DistillConfig, key: str) -> dict[str, float]:
 
     from forgetting.data import log_dataset
     from forgetting.data.classification import CLASSIFICATION_LABELS, classification_batches, classification_rows
-    from forgetting.evaluation.classification import score_classifier
+    from forgetting.scoring.classification import score_classifier
     from forgetting.models.classifier import load_classifier
-    from forgetting.pruning.remove import count_parameters
+    from forgetting.models.weights import count_parameters
     from forgetting.tracking import log_checkpoint
     from forgetting.training.distill import distill, student_from_teacher
     from forgetting.training.distributed import is_main

@@ -11,7 +11,7 @@ from typing import Callable, Iterator
 
 import torch
 
-from forgetting.evaluation.multiple_choice import encode_pair
+from forgetting.scoring.multiple_choice import encode_pair
 from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
 
 IGNORE = -100
@@ -77,7 +77,7 @@ class AnswerFinetuning:
         return model
 
     def evaluate(self, model) -> float:
-        from forgetting.evaluation.multiple_choice import accuracy, score_multiple_choice
+        from forgetting.scoring.multiple_choice import accuracy, score_multiple_choice
 
         return accuracy(score_multiple_choice(model, self.tokenizer, self.eval_rows, self.config.batch_size,
                                               self.config.precision)[0])

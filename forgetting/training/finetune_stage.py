@@ -147,7 +147,7 @@ def _log_summary(study, baseline: float, n_eval: int) -> dict[str, float]:
     best trial's is the interval of that one run, not corrected for picking the best of the sweep)."""
     import optuna
 
-    from forgetting.evaluation.intervals import rate
+    from forgetting.scoring.intervals import rate
 
     done = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not done:

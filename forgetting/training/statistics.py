@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from forgetting.pruning.weights import Weights, prunable_weights
+from forgetting.models.weights import Weights, prunable_weights
 
 STATISTICS_FILE = "finetune_statistics.safetensors"
 

@@ -13,7 +13,7 @@ CODE_STOP_STRINGS = ("\ndef ", "\nclass ", "\nif __name__", "\nprint(", "\nasser
 def score_code(model, tokenizer, rows, max_new_tokens: int = 384, batch_size: int = 8,
                precision: str = "fp32", timeout: float = 10.0, engine=None):
     """Per-row verdicts and tokens generated; ``engine`` as in ``generative.score_generative``."""
-    from forgetting.evaluation.generation import greedy_engine
+    from forgetting.scoring.generation import greedy_engine
     from forgetting.rewards.sandbox import Job, run_batch
 
     engine = engine or greedy_engine(model, tokenizer, batch_size, precision)

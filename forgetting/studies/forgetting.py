@@ -71,7 +71,7 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: i
     before any job exists.
 
     ``starts`` maps start (base, safe) to a model spec. Posttrain configs that learn from collected data
-    carry ``data=""``: the job looks up the collect run once it exists (``forgetting.backends.slurm``).
+    carry ``data=""``: the job looks up the collect run once it exists (``forgetting.studies.slurm``).
     Each post-training job runs on ``gpus`` GPUs: data-parallel TRL (torchrun) or, with ``cluster``, verl
     for the methods it has (SFT, GRPO).
     """
@@ -80,7 +80,7 @@ def forgetting_configs(starts: dict[str, str], preset: ForgettingPreset, gpus: i
     from forgetting.evaluation.suites import EvaluateConfig
     from forgetting.posttrain.collect import CollectConfig
     from forgetting.posttrain.stage import PosttrainConfig
-    from forgetting.unlearning import seeded_name
+    from forgetting.studies.unlearning import seeded_name
 
     collects, posttrains = {}, []
     for start, model in starts.items():

@@ -76,7 +76,7 @@ def sample_with_transformers(model_dir: str, prompts: list[str], samples: int, t
     from transformers import set_seed
 
     from forgetting.device import autocast, on_device
-    from forgetting.evaluation.generation import cut_at_stop
+    from forgetting.scoring.generation import cut_at_stop
     from forgetting.models import load_model
 
     model, tokenizer = load_model(model_dir)
@@ -119,7 +119,7 @@ def generate_greedy_with_vllm(model_dir: str, prompts: list[str], max_new_tokens
     string out, and the cut is the transformers loop's own rule); also tokens generated."""
     from vllm import SamplingParams
 
-    from forgetting.evaluation.generation import cut_at_stop
+    from forgetting.scoring.generation import cut_at_stop
 
     params = SamplingParams(temperature=0, max_tokens=max_new_tokens, stop=list(stop_strings))
     outputs = vllm_engine(model_dir, precision).generate(prompts, params)
@@ -128,7 +128,7 @@ def generate_greedy_with_vllm(model_dir: str, prompts: list[str], max_new_tokens
 
 
 def greedy_with_transformers(model_dir: str, model, tokenizer, batch_size: int, precision: str):
-    from forgetting.evaluation.generation import greedy_engine
+    from forgetting.scoring.generation import greedy_engine
 
     return greedy_engine(model, tokenizer, batch_size, precision)
 

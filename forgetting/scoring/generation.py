@@ -38,7 +38,7 @@ def generate(model, tokenizer, prompts: list[str], max_new_tokens: int = 256, ba
 def greedy_engine(model, tokenizer, batch_size: int = 8, precision: str = "fp32"):
     """``(prompts, max_new_tokens, stop_strings) -> (completions, tokens generated)`` by ``generate`` on
     ``model``: the greedy engine the scorers call, which ``generate_greedy_with_vllm``
-    (``forgetting.backends.engines``) can stand in for."""
+    (``forgetting.scoring.engines``) can stand in for."""
     return lambda prompts, max_new_tokens, stop_strings=STOP_STRINGS: generate(
         model, tokenizer, prompts, max_new_tokens, batch_size, stop_strings, precision)
 

@@ -6,7 +6,7 @@ It listens on 127.0.0.1 only, with password (SCRAM) authentication. A throwaway 
 folder given) lives in a temporary folder with durability switched off and is deleted on stop; a
 cluster in a given folder is created once and reused, its password kept in ``<folder>/password``.
 
-``python -m forgetting.backends.postgres --install`` installs the package (what CI runs).
+``python -m forgetting.tracking.postgres --install`` installs the package (what CI runs).
 """
 from __future__ import annotations
 

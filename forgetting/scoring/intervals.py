@@ -14,6 +14,12 @@ import math
 Z95 = 1.959963984540054  # the standard normal's 97.5% quantile
 
 
+def interval_text(metrics: dict, name: str) -> str:
+    """``[low, high]``, the 95% interval logged for ``name`` in ``metrics`` ('' where none was logged)."""
+    low, high = metrics.get(f"{name}_ci_low"), metrics.get(f"{name}_ci_high")
+    return f"[{low:.3f}, {high:.3f}]" if low is not None and high is not None else ""
+
+
 def rate(name: str, successes: float, n: int) -> dict[str, float]:
     """``name`` = successes / n with its standard error and Wilson 95% interval."""
     if n <= 0:

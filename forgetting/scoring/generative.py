@@ -1,7 +1,7 @@
 """Generative accuracy: greedy completion, answer extraction, match against the reference."""
 from __future__ import annotations
 
-from forgetting.evaluation.answers import extract_boxed, extract_gsm8k, normalize_math, qa_match
+from forgetting.scoring.answers import extract_boxed, extract_gsm8k, normalize_math, qa_match
 
 
 def is_correct(task: str, completion: str, row) -> tuple[bool, str | None]:
@@ -32,7 +32,7 @@ def score_generative(model, tokenizer, task: str, rows, max_new_tokens: int = 25
                      batch_size: int = 8, precision: str = "fp32", prompt_format: str = "auto", engine=None):
     """Per-row results and tokens generated; ``engine`` (``generation.greedy_engine``'s signature)
     defaults to the transformers loop on ``model``."""
-    from forgetting.evaluation.generation import STOP_STRINGS, greedy_engine
+    from forgetting.scoring.generation import STOP_STRINGS, greedy_engine
 
     engine = engine or greedy_engine(model, tokenizer, batch_size, precision)
     prompts = [format_prompt(tokenizer, r["prompt"], prompt_format) for r in rows]

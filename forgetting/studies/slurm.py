@@ -1,9 +1,9 @@
 """A study grid as Slurm jobs: one array job per stage, each stage after the previous one succeeded.
 
-The unlearning grid is the one ``main`` runs (``forgetting.unlearning.PRESETS`` through
+The unlearning grid is the one ``main`` runs (``forgetting.studies.unlearning.PRESETS`` through
 ``stage_configs``): an array task per prune config, per training start (the dense model and every
 pruned one) and per (checkpoint, task) fine-tune sweep, then one analyze job. The forgetting grid
-(``forgetting.posttrain.grid``) is collect → posttrain → evaluate → analyze; with
+(``forgetting.studies.forgetting``) is collect → posttrain → evaluate → analyze; with
 ``posttrain_backend=cluster`` its SFT and GRPO jobs run verl (Ray, vLLM rollout) on the task's GPUs,
 and a posttrain task finds the collect run it learns from when it starts (``upstream``). Each task calls
 ``mlflow run . -e <stage> --env-manager local -P …`` with ``MLFLOW_TRACKING_URI`` set to the
@@ -82,7 +82,7 @@ class LaunchConfig:
 
     def validate(self) -> None:
         from forgetting.sweep import check_storage
-        from forgetting.unlearning import seed_list
+        from forgetting.studies.unlearning import seed_list
 
         check_choice("study", self.study, STUDIES)
         check_choice("preset", self.preset, tuple(study_presets(self.study)))
@@ -111,7 +111,7 @@ class LaunchConfig:
 
     def model_list(self) -> list[str]:
         """The models, one chain of jobs each (``models``, else ``[model]``)."""
-        from forgetting.unlearning import model_specs
+        from forgetting.studies.unlearning import model_specs
 
         return model_specs(self.model, self.models)
 
@@ -119,7 +119,7 @@ class LaunchConfig:
         """The chain of jobs of each (model, grid seed), named after the model's registered name and the seed
         (``seeded_name``); '' when there is only one."""
         from forgetting.tracking.checkpoints import registered_name
-        from forgetting.unlearning import seed_list, seeded_name
+        from forgetting.studies.unlearning import seed_list, seeded_name
 
         models, seeds = self.model_list(), seed_list(self.seeds)
         return {(model, seed): seeded_name(registered_name(model), seed) if len(models) * len(seeds) > 1 else ""
@@ -161,8 +161,8 @@ class LaunchConfig:
 
 
 def study_presets(study: str) -> dict:
-    from forgetting.posttrain.grid import FORGETTING_PRESETS
-    from forgetting.unlearning import PRESETS
+    from forgetting.studies.forgetting import FORGETTING_PRESETS
+    from forgetting.studies.unlearning import PRESETS
 
     return {"unlearning": PRESETS, "forgetting": FORGETTING_PRESETS}[study]
 
@@ -177,7 +177,7 @@ class Upstream:
 
     def lookup(self, study: str) -> str:
         words = [study, self.entry_point, *(f"{name}={value}" for name, value in self.params)]
-        return f"$(python -m forgetting.backends.slurm upstream {shlex.join(words)})"
+        return f"$(python -m forgetting.studies.slurm upstream {shlex.join(words)})"
 
 
 @dataclass(frozen=True)
@@ -208,7 +208,7 @@ def analyze_job(study: str) -> StageJob:
 def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, chain: str = "",
                      seed: int = 0) -> list[StageJob]:
     """prune → train → finetune of one model and grid seed (registered names as ``main`` gives them)."""
-    from forgetting.unlearning import PRESETS, stage_configs, train_config
+    from forgetting.studies.unlearning import PRESETS, stage_configs, train_config
 
     preset = PRESETS[preset_name]
     prunes, train, finetunes = stage_configs(model, preset, seed=seed)
@@ -241,7 +241,7 @@ def forgetting_jobs(config: LaunchConfig) -> list[StageJob]:
     collect job for the grid (each teacher's trajectories once per seed, for every model that learns from
     them), posttrain → evaluate per model and seed with the model's teachers and safe start, one analyze.
     A posttrain task looks up the collect run of its own teacher, domain and seed."""
-    from forgetting.posttrain.grid import FORGETTING_PRESETS, forgetting_configs, teacher_of, with_teachers
+    from forgetting.studies.forgetting import FORGETTING_PRESETS, forgetting_configs, teacher_of, with_teachers
 
     models = config.model_list()
     same, cross, safe = (config.per_model(name) for name in ("same_family_teacher", "cross_family_teacher",
@@ -334,7 +334,7 @@ def submit_script(jobs: list[StageJob], config: LaunchConfig) -> str:
              "the previous one succeeded"
              + (f"; one chain per model and seed ({', '.join(chains)})" if chains else "") + ".",
              "set -euo pipefail", f"cd {shlex.quote(str(PROJECT_ROOT))}", *_environment(config),
-             shlex.join(["python", "-m", "forgetting.backends.slurm", "prepare", config.study,
+             shlex.join(["python", "-m", "forgetting.studies.slurm", "prepare", config.study,
                          *[config.storage] * bool(config.storage)])
              + "  # the server answers; the experiment (and Optuna's tables) exist before any task",
              f"mkdir -p {shlex.quote(str(config.folder() / 'logs'))}"]
@@ -448,7 +448,7 @@ if __name__ == "__main__":
 
     from forgetting.cli import run_cli
 
-    usage = ("usage: python -m forgetting.backends.slurm prepare STUDY [OPTUNA_STORAGE_URL] | "
+    usage = ("usage: python -m forgetting.studies.slurm prepare STUDY [OPTUNA_STORAGE_URL] | "
              "upstream STUDY ENTRY_POINT NAME=VALUE ...")
 
     def main() -> None:

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from forgetting.errors import UsageError
+from forgetting.posttrain import POSTTRAIN_METHODS
 
 REWARD_MODULE = Path(__file__).resolve().parents[1] / "rewards" / "verl_reward.py"
 # The trainers this backend runs, and the metric each logs for the objective the local backend reports.
@@ -40,8 +41,6 @@ class VerlJob:
 
 
 def check_cluster_method(method: str) -> None:
-    from forgetting.posttrain import POSTTRAIN_METHODS
-
     if not POSTTRAIN_METHODS.get(method).verl_trainer:
         runs = POSTTRAIN_METHODS.names_where(lambda spec: spec.verl_trainer)
         raise UsageError(f"method={method!r} has no verl trainer; backend=cluster runs "
@@ -76,8 +75,6 @@ def write_training_data(trainer: str, data, path: Path) -> Path:
 
 
 def verl_job(config, model_dir: str, train_file: Path, output_dir: Path, gpus: int) -> VerlJob:
-    from forgetting.posttrain import POSTTRAIN_METHODS
-
     trainer = POSTTRAIN_METHODS.get(config.method).verl_trainer
     common = [f"trainer.default_local_dir={output_dir}", "trainer.project_name=forgetting",
               f"trainer.experiment_name={config.method}-{config.domain}", "trainer.logger=[console,mlflow]",
