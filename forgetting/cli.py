@@ -78,9 +78,9 @@ def _tag_launcher_run(message: str) -> None:
         pass
 
 
-def check(entry: str, args: list[str]) -> None:
+def check(entry: str, args: list[str]):
     """Build ``entry``'s config from ``mlflow run``-style arguments (``-P k=v``; others are ignored) and
-    validate it: the checks the entry point makes before its stage run exists."""
+    validate it: the checks the entry point makes before its stage run exists. Returns the config."""
     import shlex
 
     from forgetting.mlproject import ENTRY_POINTS, entry_config
@@ -101,6 +101,7 @@ def check(entry: str, args: list[str]) -> None:
     validate = getattr(config, "validate", None)
     if validate:
         validate()
+    return config
 
 
 def _param_values(args: list[str]) -> list[str]:

@@ -12,6 +12,8 @@ from forgetting.evaluation.suites import EvaluateConfig, run_suite, summary_line
 from forgetting.models import resolve_model
 from forgetting.models.resolve import each_spec_resolved_once
 from forgetting.tracking import configure, run_stage
+from forgetting.tracking.checkpoints import lineage
+from forgetting.tracking.studies import study_of
 
 LINEAGE_KEYS = ("method", "sparsity", "step", "granularity", "source_stage", "domain", "start")
 
@@ -22,12 +24,13 @@ def cached_model_stage(study: str | None, entry_point: str, config, body, params
     in a cached stage run whose upstream is the resolved model, with the weights of each local model
     directory among the parameters (``local_weights``). ``origin`` is the model's ``lineage``; the
     keys in ``lineage_keys`` join the run's parameters, and a ``study`` of None files the run under
-    the model's own study. Returns ``(run, reused)``."""
+    the study of the entry point and config (``study_of``: for an evaluation, the model's own).
+    Returns ``(run, reused)``."""
     configure()
     config.validate()
     select_device(config)
     location = resolve_model(config.model)
-    origin = lineage(config.model, study)
+    origin = lineage(config.model, study or study_of(entry_point, config))
     params = (params or dataclasses.asdict(config)) | {key: origin[key] for key in lineage_keys}
     return run_stage(origin["study"], entry_point, params, lambda run: body(run, origin),
                      upstream={"model": location, **local_weights(params)})
@@ -50,21 +53,6 @@ def select_device(config) -> None:
     device.select(getattr(config, "device", "auto"), getattr(config, "precision", "auto"), getattr(config, "gpus", 1))
 
 
-def lineage(spec: str, study: str | None = None) -> dict:
-    """What a checkpoint descends from, read from its registered version's tags: pruning
-    ``method`` (``none`` for an unpruned model), ``sparsity``, ``granularity``, training ``step``
-    and the ``source_stage`` that made it, a post-trained model's ``domain`` and ``start``; ``study``
-    is the one given, else the checkpoint's own (``foundation`` for a model outside the registry)."""
-    from forgetting.tracking.checkpoints import checkpoint_version, is_tracking_uri
-
-    version = checkpoint_version(spec) if is_tracking_uri(spec) else None
-    tags = version.tags if version else {}
-    return {"study": study or tags.get("study", "foundation"), "method": tags.get("method", "none"),
-            "sparsity": float(tags.get("sparsity", 0.0)), "step": int(tags.get("step", 0)),
-            "granularity": tags.get("granularity", "neuron"), "source_stage": tags.get("stage", "none"),
-            "domain": tags.get("domain", "none"), "start": tags.get("start", "none")}
-
-
 @each_spec_resolved_once
 def evaluate_stage(config: EvaluateConfig, study: str | None = None):
     """Run one evaluation suite on the model in a cached stage run, filed under the study of the
@@ -83,7 +71,7 @@ def prune_stage(config):
     from forgetting.pruning.stage import prune_model
 
     if config.classifier:
-        run, reused = cached_model_stage("selective", "prune", config, lambda *_: prune_classifier(config),
+        run, reused = cached_model_stage(None, "prune", config, lambda *_: prune_classifier(config),
                                          config.params())
         metrics = run.data.metrics
         recovered = (f", recovered {metrics['recovered_accuracy']:.4f} after {config.recovery_steps} steps"
@@ -92,7 +80,7 @@ def prune_stage(config):
               f"accuracy {metrics['before_accuracy']:.4f} -> {metrics['pruned_accuracy']:.4f}{recovered}  "
               f"run {run.info.run_id}{' (reused)' if reused else ''}")
         return run
-    run, reused = cached_model_stage("unlearning", "prune", config, lambda *_: prune_model(config), config.params())
+    run, reused = cached_model_stage(None, "prune", config, lambda *_: prune_model(config), config.params())
     metrics = run.data.metrics
     print(f"prune {config.method} {config.sparsity:.0%} {config.model}: parameters x{metrics['parameter_ratio']:.3f}, "
           f"held-out Python loss {metrics['heldout_loss_before']:.3f} -> {metrics['heldout_loss_after']:.3f}  "
@@ -101,7 +89,7 @@ def prune_stage(config):
 
 
 @each_spec_resolved_once
-def train_stage(config, study: str = "unlearning"):
+def train_stage(config, study: str | None = None):
     """Continued training on Python code in a cached, resumable stage run."""
     from forgetting.training.stage import train_model
 
@@ -120,7 +108,7 @@ def finetune_stage(config, study: str | None = None):
     study, or the selective study for a classifier)."""
     from forgetting.training.finetune_stage import finetune_sweep
 
-    run, reused = cached_model_stage(study or config.study, "finetune", config,
+    run, reused = cached_model_stage(study, "finetune", config,
                                      lambda run, _: finetune_sweep(config, run), config.params(), LINEAGE_KEYS)
     metrics = run.data.metrics
     print(f"finetune {config.task} {config.model}: accuracy {metrics['baseline_acc']:.4f} -> best "
@@ -134,7 +122,7 @@ def attribute_stage(config):
     """Training-data attribution in a cached stage run of the attribution study."""
     from forgetting.attribution.stage import GROUND_TRUTH, attribute
 
-    run, reused = cached_model_stage("attribution", "attribute", config, lambda *_: attribute(config))
+    run, reused = cached_model_stage(None, "attribute", config, lambda *_: attribute(config), config.params())
     metrics = run.data.metrics
     methods = config.methods() + [GROUND_TRUTH]
     ranks = ", ".join(f"{m} rank {int(metrics[f'rank_{m}'])}" for m in methods if f"rank_{m}" in metrics)
@@ -148,7 +136,7 @@ def distill_stage(config):
     """Knowledge distillation of a classifier into a smaller student in a cached stage run."""
     from forgetting.training.distill_stage import distill_student
 
-    run, reused = cached_model_stage("selective", "distill", config, lambda *_: distill_student(config))
+    run, reused = cached_model_stage(None, "distill", config, lambda *_: distill_student(config))
     metrics = run.data.metrics
     print(f"distill {config.teacher} -> {config.student}: {config.task} accuracy teacher "
           f"{metrics['teacher_accuracy']:.4f}, student {metrics['student_before_accuracy']:.4f} -> "
@@ -162,7 +150,7 @@ def collect_stage(config):
     """Trajectories of a model in a domain's environment, with SFT and preference exports."""
     from forgetting.posttrain.collect import collect
 
-    run, reused = cached_model_stage("forgetting", "collect", config, lambda *_: collect(config))
+    run, reused = cached_model_stage(None, "collect", config, lambda *_: collect(config))
     metrics = run.data.metrics
     print(f"collect {config.domain} {config.model}: {int(metrics['n_trajectories'])} trajectories, mean reward "
           f"{metrics['mean_reward']:.3f}, {int(metrics['n_sft'])} correct, {int(metrics['n_pairs'])} pairs, "
@@ -185,7 +173,7 @@ def posttrain_stage(config):
               f"posttrain {config.method} {config.domain}: submitted Slurm job {cluster.submit(config)}")
         return None
 
-    run, reused = cached_model_stage("forgetting", "posttrain", config, lambda *_: posttrain(config))
+    run, reused = cached_model_stage(None, "posttrain", config, lambda *_: posttrain(config))
     metrics = run.data.metrics
     print(f"posttrain {config.method} {config.domain} from {config.start} {config.model}: objective "
           f"{metrics['objective_start']:.4f} -> {metrics['objective_end']:.4f}  run {run.info.run_id}"

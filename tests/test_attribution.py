@@ -119,8 +119,9 @@ def test_bad_input_is_one_line(changes, names):
 def throwaway_method():
     """An attribution method registered in one line for one test."""
     from forgetting.attribution import ATTRIBUTION_METHODS
+    from forgetting.attribution.spec import AttributionMethod
 
-    ATTRIBUTION_METHODS.register("throwaway", lambda *args, **options: None)
+    ATTRIBUTION_METHODS.register("throwaway", AttributionMethod("never_imported:scores"))
     yield "throwaway"
     ATTRIBUTION_METHODS.unregister("throwaway")
 

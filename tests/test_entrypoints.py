@@ -268,7 +268,15 @@ def test_forgetting_collect_then_posttrain_through_mlflow_run(env, tiny_checkpoi
     posttrained = "models:/tiny-with-tokenizer-gt-sft-qa@posttrained"
     evaluated = mlflow_run("evaluate", {"model": posttrained, "reference": model, **suite}, env)
     assert "forgetting: arc_easy" in evaluated.stdout and "forgotten" in evaluated.stdout
-    [evaluation] = [r for r in runs_in(env, "FINISHED") if r.data.params.get("reference") == model]
+    # mlflow run put the launcher in foundation; the evaluation runs in its checkpoint's study and the
+    # launcher points at it
+    [launcher, evaluation] = sorted((r for r in runs_in(env, "FINISHED") if r.data.params.get("reference") == model),
+                                    key=lambda r: "forgetting.cache_key" in r.data.tags)
+    assert launcher.data.tags["forgetting.stage_run_id"] == evaluation.info.run_id
+    assert evaluation.data.tags["forgetting.study"] == "forgetting"
+    mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])
+    assert mlflow.get_experiment(evaluation.info.experiment_id).name == "forgetting"
+    mlflow.set_tracking_uri(None)
     metrics = evaluation.data.metrics
     assert metrics["reference_reused"] == 1.0
     mlflow.set_tracking_uri(env["MLFLOW_TRACKING_URI"])

@@ -8,6 +8,7 @@ from forgetting.posttrain.stage import PosttrainConfig
 from forgetting.rewards import REWARDS
 from forgetting.rewards.domains import DOMAINS, Domain
 from forgetting.rewards.environment import DomainEnv, VectorEnv
+from forgetting.rewards.spec import Reward
 from forgetting.rewards.verifiable import code_reward, math_reward, qa_reward, refusal_reward
 
 
@@ -81,7 +82,15 @@ def lowercase_share(completions, rows):
     return [sum(ch.islower() for ch in c) / max(len(c), 1) for c in completions]
 
 
-REWARDS.register("lowercase-share", lowercase_share)
+def lowercase_reference(row) -> str:
+    return "lowercase"
+
+
+@pytest.fixture
+def lowercase_share_reward(monkeypatch):
+    monkeypatch.setitem(REWARDS._entries, "lowercase-share",
+                        Reward(f"{__name__}:lowercase_share", f"{__name__}:lowercase_reference"))
+
 
 METHOD_DATA = {
     "gt-sft": None,
@@ -92,7 +101,8 @@ METHOD_DATA = {
 
 
 @pytest.mark.parametrize("method", ["gt-sft", "sf-sft", "off-rl", "self", "on-rl", "pi"])
-def test_every_method_moves_its_own_objective(method, store, tmp_path, tiny_checkpoint_with_tokenizer):
+def test_every_method_moves_its_own_objective(method, store, tmp_path, tiny_checkpoint_with_tokenizer,
+                                              lowercase_share_reward):
     import mlflow
 
     from forgetting.models import load_model

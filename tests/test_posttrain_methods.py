@@ -13,6 +13,7 @@ from forgetting.posttrain.stage import PosttrainConfig
 from forgetting.rewards import REWARDS
 from forgetting.rewards.domains import DOMAINS, Domain
 from forgetting.rewards.environment import DomainEnv
+from forgetting.rewards.spec import Reward
 
 FAST = {"lr": 3e-3, "batch_size": 4, "max_length": 256, "max_new_tokens": 8, "num_generations": 4,
         "checkpoint_every": 100, "precision": "fp32"}
@@ -153,20 +154,31 @@ def test_spin_prefers_the_reference_over_its_own_answer_against_the_previous_rou
 
 # GRPO ----------------------------------------------------------------------------------------------------
 
+SCORED = []  # completions per call of the lowercase reward
+
+
+def lowercase_share(completions, rows):
+    SCORED.append(len(completions))
+    return [sum(ch.islower() for ch in c) / max(len(c), 1) for c in completions]
+
+
+def constant_reward(completions, rows):
+    return [1.0] * len(completions)
+
+
+def lowercase_reference(row) -> str:
+    return "lowercase"
+
+
 def test_grpo_update_follows_the_domain_reward(monkeypatch, store, tmp_path, tiny_checkpoint_with_tokenizer):
     """A reward the model can climb moves the weights; a constant reward (no advantage) leaves them."""
     import mlflow
 
     from forgetting.models import load_model
 
-    calls = []
-
-    def lowercase(completions, rows):
-        calls.append(len(completions))
-        return [sum(ch.islower() for ch in c) / max(len(c), 1) for c in completions]
-
-    monkeypatch.setitem(REWARDS._entries, "test-lowercase", lowercase)
-    monkeypatch.setitem(REWARDS._entries, "test-constant", lambda completions, rows: [1.0] * len(completions))
+    SCORED.clear()
+    for name, scorer in (("test-lowercase", "lowercase_share"), ("test-constant", "constant_reward")):
+        monkeypatch.setitem(REWARDS._entries, name, Reward(f"{__name__}:{scorer}", f"{__name__}:lowercase_reference"))
     moved = {}
     for reward in ("test-lowercase", "test-constant"):
         model, tokenizer = load_model(str(tiny_checkpoint_with_tokenizer))
@@ -176,7 +188,7 @@ def test_grpo_update_follows_the_domain_reward(monkeypatch, store, tmp_path, tin
         with mlflow.start_run():
             POSTTRAIN_METHODS.get("on-rl").train(model, tokenizer, data, config, tmp_path / reward)
         moved[reward] = not same(start, snapshot(model))
-    assert calls and sum(calls) >= 2 * FAST["batch_size"], "the domain reward scored every completion"
+    assert SCORED and sum(SCORED) >= 2 * FAST["batch_size"], "the domain reward scored every completion"
     assert moved == {"test-lowercase": True, "test-constant": False}
 
 

@@ -138,7 +138,7 @@ def test_every_pruning_criterion_is_complete(name):
 
 @pytest.fixture
 def keep_first():
-    PRUNING_METHODS.register("keep-first", PruningCriterion("plugin_keep_first:score_neurons", fields=("seed",),
+    PRUNING_METHODS.register("keep-first", PruningCriterion("plugin_keep_first:score_neurons",
                                                             options="plugin_keep_first:stage_options"))
     yield
     PRUNING_METHODS.unregister("keep-first")

@@ -120,7 +120,7 @@ def test_tracin_gradients_and_scores_are_on_the_models_device(language_model, to
         dots = per_example_dot(language_model, train, test, 2, "mlp")
         assert dots.device == language_model.device and dots.shape == (2,)
         checkpoint = {key: value.clone() for key, value in language_model.state_dict().items()}
-        result = tracin(language_model, train, ["a", "b"], test, Budget(batch_size=2), checkpoints=[(checkpoint, 0.1)],
+        result = tracin(language_model, train, ["a", "b"], test, batch_size=2, lr=0.1, checkpoints=[(checkpoint, 0.1)],
                         parameters="mlp")
         untrac(language_model, train, ["a", "b"], test, Budget(lr=1e-3, steps=1, batch_size=2))
         assert example_losses(language_model, test).device == language_model.device

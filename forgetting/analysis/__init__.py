@@ -5,7 +5,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from forgetting.errors import UsageError, check_choice
+from forgetting.errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -14,9 +14,9 @@ class AnalyzeConfig:
     output: str = field(default="", metadata={"help": "report file ('' = <home>/reports/<study>.html)"})
 
     def validate(self) -> None:
-        from forgetting.tracking.store import STUDIES
+        from forgetting.tracking.studies import check_study
 
-        check_choice("study", self.study, STUDIES)
+        check_study(self.study)
         if self.output and Path(self.output).expanduser().is_dir():
             raise UsageError(f"output={self.output!r} is a directory; give the report's file name")
 

@@ -35,6 +35,11 @@ class AutoDANConfig:
     seed: int = 0
 
 
+def search_config(config) -> AutoDANConfig:
+    """The search an ``EvaluateConfig`` asks for: its AutoDAN budgets and seed."""
+    return AutoDANConfig(config.generations, config.population, seed=config.seed)
+
+
 @dataclass
 class AutoDANResult:
     prompt: str

@@ -27,6 +27,11 @@ class GCGConfig:
     seed: int = 0
 
 
+def search_config(config) -> GCGConfig:
+    """The search an ``EvaluateConfig`` asks for: its GCG budgets and seed."""
+    return GCGConfig(config.steps, config.suffix_length, config.top_k, config.attack_batch, config.seed)
+
+
 @dataclass
 class Layout:
     """``[before][suffix][after][target]`` token ids of one behaviour."""

@@ -2,11 +2,13 @@
 
 With a named experiment (``train_data`` = ``test_data`` = ``planted`` or ``toxicity``, see
 ``forgetting.attribution.MIXTURES``) the stage first fine-tunes a copy of the model on the
-experiment's mixture, keeping checkpoints for TracIn, then attributes; the responsible source's
-rank under each method is the check, and ``leave_dataset_out`` adds the measured ground truth
-(one retraining per source). With JSONL files (``{"source", "text"}`` per training line,
-``{"prompt", "completion"}`` per test line) the given model is attributed as it is, TracIn using
-the model itself as its one checkpoint.
+experiment's mixture, keeping checkpoints for the methods that read them (TracIn), then
+attributes; the responsible source's rank under each method is the check, and
+``leave_dataset_out`` adds the measured ground truth (one retraining per source). With JSONL files
+(``{"source", "text"}`` per training line, ``{"prompt", "completion"}`` per test line) the given
+model is attributed as it is, TracIn using the model itself as its one checkpoint. Each method's
+options come from its ``AttributionMethod`` record; the run's parameters (its cache key,
+``AttributeConfig.params``) are the common fields and those of the selected methods.
 
 Logged: per method ``rank_<method>`` (of the responsible source), ``runtime_s_<method>``, the
 tables ``attribution/<method>_sources.json`` and ``attribution/<method>_examples.json``, the top-k
@@ -18,7 +20,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from itertools import combinations
 from pathlib import Path
 
@@ -30,6 +32,11 @@ from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 
 GROUND_TRUTH = "leave-dataset-out"
+# What the stage itself reads, whichever methods run; ``checkpoints`` is read for the methods that need
+# them, and every other field is some method's own (``AttributionMethod.fields``).
+COMMON_FIELDS = ("model", "method", "train_data", "test_data", "responsible", "examples_per_source",
+                 "test_examples", "train_steps", "train_lr", "leave_dataset_out", "batch_size", "max_length",
+                 "top_k", "precision", "device", "seed")
 
 
 @dataclass(frozen=True)
@@ -48,10 +55,12 @@ class AttributeConfig:
         "help": "experiment: test examples (planted: the counterfactual facts planted and asked)"})
     train_steps: int = field(default=30, metadata={"help": "experiment: fine-tuning steps on the mixture"})
     train_lr: float = field(default=1e-4, metadata={"help": "experiment: fine-tuning learning rate (TracIn's lr)"})
-    checkpoints: int = field(default=3, metadata={"help": "experiment: checkpoints kept for TracIn"})
+    checkpoints: int = field(default=3, metadata={
+        "help": "experiment: checkpoints kept for the methods that read them (TracIn)"})
     leave_dataset_out: bool = field(default=False, metadata={
         "help": "experiment: also retrain without each source (the ground truth; one training per source)"})
-    unlearning_rate: float = field(default=5e-5, metadata={"help": "UnTrac/UnTrac-Inv gradient-ascent learning rate"})
+    unlearning_rate: float = field(default=5e-5, metadata={
+        "help": "UnTrac/UnTrac-Inv gradient-ascent learning rate; on JSONL data also TracIn's lr for the model itself"})
     unlearning_steps: int = field(default=5, metadata={"help": "UnTrac/UnTrac-Inv gradient-ascent steps"})
     batch_size: int = field(default=8, metadata={"help": "examples per batch"})
     max_length: int = field(default=128, metadata={"help": "tokens kept per example"})
@@ -93,6 +102,18 @@ class AttributeConfig:
             return ATTRIBUTION_METHODS.in_registration_order()
         return [m.strip() for m in self.method.split(",") if m.strip()]
 
+    def keeps_checkpoints(self) -> bool:
+        """Whether a selected method reads the checkpoints saved while training on the mixture."""
+        return any(ATTRIBUTION_METHODS.get(method).needs_checkpoints for method in self.methods())
+
+    def params(self) -> dict:
+        """The parameters this config's run reads, its cache key: the common fields, the selected methods'
+        own fields and, when one of them reads the mixture's checkpoints, their number."""
+        read = set(COMMON_FIELDS).union(*(ATTRIBUTION_METHODS.get(method).fields for method in self.methods()))
+        if self.keeps_checkpoints():
+            read.add("checkpoints")
+        return {name: value for name, value in asdict(self).items() if name in read}
+
 
 def read_jsonl(path: str, parameter: str, keys: tuple[str, ...], experiments: list[str] = ()) -> list[dict]:
     file = Path(path).expanduser()
@@ -121,7 +142,6 @@ def attribute(config: AttributeConfig) -> dict[str, float]:
     import pandas as pd
 
     from forgetting.attribution.examples import encode_examples
-    from forgetting.attribution.methods import Budget
     from forgetting.attribution.mixtures import leave_dataset_out, train_on_mixture
     from forgetting.models import load_model
 
@@ -157,12 +177,13 @@ def attribute(config: AttributeConfig) -> dict[str, float]:
             metrics[f"runtime_s_{GROUND_TRUTH}"] = time.perf_counter() - started
             mlflow.log_metrics(metrics)
         model = copy.deepcopy(model)
-        checkpoints = train_on_mixture(model, train, checkpoints=config.checkpoints, **mixture_training)
-    budget = Budget(config.unlearning_rate, config.unlearning_steps, config.batch_size, config.gradient_checkpointing)
+        kept = config.checkpoints if config.keeps_checkpoints() else 0
+        checkpoints = train_on_mixture(model, train, checkpoints=kept, **mixture_training)
     for method in config.methods():
+        spec = ATTRIBUTION_METHODS.get(method)
+        options = spec.options_of(config) | ({"checkpoints": checkpoints} if spec.needs_checkpoints else {})
         started = time.perf_counter()
-        result = ATTRIBUTION_METHODS.get(method)(model, train, sources, test, budget, checkpoints=checkpoints,
-                                                 parameters=config.tracin_parameters)
+        result = spec.score(model, train, sources, test, **options)
         metrics[f"runtime_s_{method}"] = time.perf_counter() - started
         record(method, result.per_source)
         mlflow.log_metrics(metrics)

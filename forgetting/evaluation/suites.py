@@ -146,6 +146,13 @@ class EvaluateConfig:
             raise UsageError(f"source='hub' is not read by suite={', '.join(unread)}; suites that read it: "
                              f"{', '.join(readers)}")
 
+    @property
+    def study(self) -> str:
+        """The study of the checkpoint evaluated (``foundation`` for a model outside the registry)."""
+        from forgetting.tracking.checkpoints import lineage
+
+        return lineage(self.model)["study"]
+
     def params(self) -> dict:
         """The parameters the suite reads: its run's parameters and what the cache key covers."""
         values = asdict(self)

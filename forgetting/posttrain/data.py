@@ -4,10 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forgetting.rewards import REWARDS
 from forgetting.rewards.domains import Domain
-
-# The row columns a verifiable reward may read besides the prompt.
-REWARD_COLUMNS = ("answer", "answers", "tests", "label")
 
 
 @dataclass(frozen=True)
@@ -21,4 +19,5 @@ class MethodData:
 
     def prompts(self) -> list[dict]:
         """Prompt rows with every column the domain's reward reads (TRL passes them to reward functions)."""
-        return [{key: row[key] for key in ("prompt", *REWARD_COLUMNS) if key in row} for row in self.rows]
+        columns = REWARDS.get(self.domain.reward).columns
+        return [{key: row[key] for key in ("prompt", *columns) if key in row} for row in self.rows]

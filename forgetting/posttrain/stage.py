@@ -219,6 +219,6 @@ def _register(model, tokenizer, config: PosttrainConfig, metrics: dict[str, floa
         model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         log_checkpoint(directory, register_as=config.model_name(), alias="posttrained", version_key=key,
-                       tags={"study": "forgetting", "stage": "posttrain", "method": config.method,
+                       tags={"stage": "posttrain", "method": config.method,
                              "domain": config.domain, "start": config.start, "scale": metrics["parameters"],
                              "start_model": config.model, "step": config.steps})

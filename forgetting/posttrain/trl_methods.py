@@ -152,13 +152,12 @@ def online_rl(model, tokenizer, data, config, work_dir: Path) -> dict:
     from trl import GRPOConfig, GRPOTrainer
 
     from forgetting.scoring.generation import cut_at_stop
-    from forgetting.posttrain.data import REWARD_COLUMNS
     from forgetting.rewards import REWARDS
 
     score = REWARDS.get(data.domain.reward)
 
     def verifiable_reward(prompts, completions, **kwargs):
-        rows = [{"prompt": prompt, **{c: kwargs[c][i] for c in REWARD_COLUMNS if c in kwargs}}
+        rows = [{"prompt": prompt, **{c: kwargs[c][i] for c in score.columns if c in kwargs}}
                 for i, prompt in enumerate(prompts)]
         return score([cut_at_stop(c, data.domain.stop_strings) for c in completions], rows)
 

@@ -80,7 +80,7 @@ def prune_classifier(config) -> dict[str, float]:
     metrics |= evaluate(pruned, "pruned") | {"parameters_before": count_parameters(model),
                                              "parameters_after": count_parameters(pruned)}
     name = config.model_name()
-    tags = {"study": "selective", "method": config.method, "sparsity": config.sparsity,
+    tags = {"method": config.method, "sparsity": config.sparsity,
             "granularity": config.granularity, "task": config.task}
     _register(pruned, tokenizer, "pruned", name, tags | {"stage": "prune", "step": 0})
     if config.recovery_steps:

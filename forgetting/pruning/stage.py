@@ -94,6 +94,13 @@ class PruneConfig:
         for name in ("calibration_blocks", "eval_blocks", "block_size", "batch_size"):
             check_range(name, getattr(self, name), 1)
 
+    @property
+    def study(self) -> str | None:
+        """A classifier's prune belongs to the classifiers' study; None: the entry point's (``study_of``)."""
+        from forgetting.tracking.studies import classifier_study
+
+        return classifier_study() if self.classifier else None
+
     def model_name(self) -> str:
         """``register_as``, or ``<model>-<method>-<percent>``."""
         from forgetting.tracking.checkpoints import registered_name
@@ -128,6 +135,6 @@ def prune_model(config: PruneConfig) -> dict[str, float]:
         pruned.model.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         log_checkpoint(directory, register_as=config.model_name(), alias="pruned", dtype=config.checkpoint_dtype,
-                       tags={"study": "unlearning", "stage": "prune", "method": config.method,
+                       tags={"stage": "prune", "method": config.method,
                              "sparsity": config.sparsity, "step": 0})
     return metrics

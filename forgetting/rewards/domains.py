@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forgetting.rewards import REWARDS
 from forgetting.rewards.code import CODE_STOP_STRINGS
 from forgetting.scoring.generation import STOP_STRINGS
 
@@ -51,14 +52,8 @@ class Domain:
         return format_prompt(tokenizer, prompt) if self.chat and tokenizer is not None else prompt
 
     def reference(self, row) -> str:
-        """The ground-truth completion of a training row (what gt-sft learns)."""
-        if self.reward == "code":
-            return row["canonical_solution"]
-        if self.reward == "math":
-            return " " + row["solution"].strip()
-        if self.reward == "refusal":
-            return row["response"]
-        return " " + row["answer"]
+        """The ground-truth completion of a training row (what gt-sft learns): its reward's reference."""
+        return REWARDS.get(self.reward).reference(row)
 
 
 DOMAINS = {

@@ -1,4 +1,5 @@
-"""The verifiable rewards. Model-written code runs only in ``forgetting.rewards.sandbox``."""
+"""The verifiable rewards, each beside the ground-truth response that earns it. Model-written code runs
+only in ``forgetting.rewards.sandbox``."""
 from __future__ import annotations
 
 from forgetting.scoring.answers import extract_boxed, normalize_math, normalize_number, qa_match
@@ -25,9 +26,18 @@ def math_reward(completions: list[str], rows) -> list[float]:
     return rewards
 
 
+def math_reference(row) -> str:
+    """The worked solution, ending in its ``#### <answer>`` line."""
+    return " " + row["solution"].strip()
+
+
 def qa_reward(completions: list[str], rows) -> list[float]:
     """1 when the first line of the completion matches any reference answer (SQuAD normalisation)."""
     return [float(qa_match(completion, list(row["answers"]))) for completion, row in zip(completions, rows)]
+
+
+def qa_reference(row) -> str:
+    return " " + row["answer"]
 
 
 def code_reward(completions: list[str], rows, timeout: float = 10.0) -> list[float]:
@@ -39,9 +49,18 @@ def code_reward(completions: list[str], rows, timeout: float = 10.0) -> list[flo
     return [float(verdict.passed) for verdict in verdicts]
 
 
+def code_reference(row) -> str:
+    return row["canonical_solution"]
+
+
 def refusal_reward(completions: list[str], rows) -> list[float]:
     """1 when the response refuses exactly where the row's ``label`` asks for a refusal (the keyword
     judge of ``forgetting.scoring.refusal``): refusing a benign request scores 0 as well."""
     from forgetting.data.safety import is_refusal
 
     return [float(is_refusal(completion) == bool(row["label"])) for completion, row in zip(completions, rows)]
+
+
+def refusal_reference(row) -> str:
+    """The human-labelled demonstration: a refusal of a harmful request, an answer to a benign one."""
+    return row["response"]

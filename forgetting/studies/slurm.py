@@ -28,13 +28,13 @@ import shutil
 import subprocess
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Callable
 
 from forgetting.backends.commands import mlflow_run_arguments, stage_parameters
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.tracking.store import PROJECT_ROOT, home
 
-STUDIES = ("unlearning", "forgetting")
 POSTTRAIN_BACKENDS = ("local", "cluster")
 SLURM_TIME = re.compile(r"^(\d+-)?\d+(:\d{1,2}){0,2}$")
 SLURM_MEMORY = re.compile(r"^\d+[KMGT]?$")
@@ -84,8 +84,8 @@ class LaunchConfig:
         from forgetting.sweep import check_storage
         from forgetting.studies.unlearning import seed_list
 
-        check_choice("study", self.study, STUDIES)
-        check_choice("preset", self.preset, tuple(study_presets(self.study)))
+        check_choice("study", self.study, tuple(study_grids()))
+        check_choice("preset", self.preset, tuple(study_grids()[self.study][0]))
         seed_list(self.seeds)  # a bad list fails here, in one line, before any script is written
         for name in ("safe_model", "same_family_teacher", "cross_family_teacher"):
             self.per_model(name)
@@ -160,11 +160,12 @@ class LaunchConfig:
         return f"source {shlex.quote(str(venv))}" if venv.exists() else ""
 
 
-def study_presets(study: str) -> dict:
+def study_grids() -> dict[str, tuple[dict, Callable[[LaunchConfig], list[StageJob]]]]:
+    """The studies ``launch`` renders as jobs: each one's presets and its jobs in submission order."""
     from forgetting.studies.forgetting import FORGETTING_PRESETS
     from forgetting.studies.unlearning import PRESETS
 
-    return {"unlearning": PRESETS, "forgetting": FORGETTING_PRESETS}[study]
+    return {"unlearning": (PRESETS, unlearning_study_jobs), "forgetting": (FORGETTING_PRESETS, forgetting_jobs)}
 
 
 @dataclass(frozen=True)
@@ -214,11 +215,9 @@ def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, 
     prunes, train, finetunes = stage_configs(model, preset, seed=seed)
     trains = [replace(train_config(train, start), gpus=max(gpus, 1))
               for start in [model, *(f"models:/{prune.model_name()}@pruned" for prune in prunes)]]
-    steps = train.checkpoint_steps()
-    if not preset.finetune_every_checkpoint:
-        steps = sorted({steps[0], steps[-1]})
     sweeps = [replace(finetune, model=f"models:/{trained.model_name()}@step-{step}", storage=storage)
-              for trained in trains for step in steps for finetune in finetunes]
+              for trained in trains for step in preset.finetuned_steps(train.checkpoint_steps())
+              for finetune in finetunes]
     for config in (*trains, *sweeps):
         config.validate()
     return [StageJob("prune", tuple(stage_parameters(c) for c in prunes), chain=chain),
@@ -229,8 +228,11 @@ def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, 
 def study_jobs(config: LaunchConfig) -> list[StageJob]:
     """Every job of the study's grid in submission order: with several models or seeds, a chain per model
     and seed (``LaunchConfig.chains``) between the jobs shared by the whole grid."""
-    if config.study == "forgetting":
-        return forgetting_jobs(config)
+    return study_grids()[config.study][1](config)
+
+
+def unlearning_study_jobs(config: LaunchConfig) -> list[StageJob]:
+    """prune → train → finetune per model and seed, then one analyze."""
     return [*(job for (model, seed), chain in config.chains().items()
               for job in unlearning_chain(model, config.preset, config.storage, config.gpus, chain, seed)),
             analyze_job("unlearning")]
@@ -391,7 +393,7 @@ def prepare_stores(study: str, storage: str = "") -> None:
     from forgetting.sweep import check_storage
     from forgetting.tracking import experiment_id, tracking_uri
 
-    check_choice("study", study, STUDIES)
+    check_choice("study", study, tuple(study_grids()))
     if storage:
         check_storage(storage)
     experiment = experiment_id(study)

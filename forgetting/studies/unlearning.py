@@ -27,6 +27,10 @@ class GridPreset:
     finetune: dict = field(default_factory=dict)
     finetune_every_checkpoint: bool = True  # False: only the first and the last checkpoint
 
+    def finetuned_steps(self, steps: list) -> list:
+        """The checkpoints (training steps, in order) that each task's sweep fine-tunes."""
+        return list(steps) if self.finetune_every_checkpoint else sorted({steps[0], steps[-1]}, key=int)
+
 
 PRESETS = {
     # The published budgets (10k steps, checkpoints every 2.5k, full LR lists and eval splits): a GPU job.
@@ -139,6 +143,7 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
     from forgetting.stages import finetune_stage, prune_stage, select_device, train_stage
     from forgetting.tracking import configure, experiment_id
     from forgetting.tracking.runs import log_unlogged_params
+    from forgetting.tracking.studies import study_of
     from forgetting.training.stage import CHECKPOINTS_TAG
 
     models = [models] if isinstance(models, str) else list(models)
@@ -154,9 +159,10 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
     # run MLFLOW_RUN_ID names only when it reads the variable itself, so it is dropped here: left set, the
     # first stage's start_run would resume this run instead of nesting a new one.
     launcher = os.environ.pop("MLFLOW_RUN_ID", None)
-    with mlflow.start_run(run_id=launcher, experiment_id=None if launcher else experiment_id("unlearning"),
+    study = study_of("main")
+    with mlflow.start_run(run_id=launcher, experiment_id=None if launcher else experiment_id(study),
                           run_name=f"main-{preset_name}",
-                          tags={"forgetting.study": "unlearning", "forgetting.entry_point": "main"}):
+                          tags={"forgetting.study": study, "forgetting.entry_point": "main"}):
         log_unlogged_params(mlflow.active_run().info.run_id,
                             {"models": ",".join(models), "preset": preset_name, "device": device, "gpus": gpus,
                              "seeds": ",".join(map(str, seeds))})
@@ -165,13 +171,10 @@ def run_grid(models: list[str] | str, preset_name: str, device: str = "auto", gp
             for start in starts:
                 trained = train_stage(train_config(train, start))
                 checkpoints = json.loads(trained.data.tags[CHECKPOINTS_TAG])
-                steps = sorted(checkpoints, key=int)
-                if not preset.finetune_every_checkpoint:
-                    steps = sorted({steps[0], steps[-1]}, key=int)
-                for step in steps:
+                for step in preset.finetuned_steps(sorted(checkpoints, key=int)):
                     for config in finetunes:
                         finetune_stage(replace(config, model=checkpoints[step]))
-        analyze_stage(AnalyzeConfig(study="unlearning"))
+        analyze_stage(AnalyzeConfig(study=study))
 
 
 def pruned_version(prune_run) -> str:

@@ -93,7 +93,10 @@ def log_checkpoint(directory: str | Path, artifact_path: str = "checkpoint", *,
     mlflow.set_tag(CHECKPOINT_TAG, artifact_path)
     if register_as is None:
         return None
-    tags = {k: str(v) for k, v in (tags or {}).items()} | {
+    from forgetting.tracking.runs import TAG
+
+    study = client.get_run(run_id).data.tags.get(f"{TAG}study")  # the registering stage's, so declared once
+    tags = ({"study": study} if study else {}) | {k: str(v) for k, v in (tags or {}).items()} | {
         "parent_run": run_id, DIGEST_TAG: digest, ARTIFACT_PATH_TAG: artifact_path}
     if version_key is not None:
         tags[VERSION_KEY_TAG] = version_key
@@ -386,3 +389,16 @@ def _download_once(uri: str, cache: Path) -> Path:
         shutil.rmtree(partial, ignore_errors=True)
         done.write_text(uri)  # names what was downloaded: logging this folder again reuses that artifact
     return cache
+
+
+def lineage(spec: str, study: str | None = None) -> dict:
+    """What a checkpoint descends from, read from its registered version's tags: pruning
+    ``method`` (``none`` for an unpruned model), ``sparsity``, ``granularity``, training ``step``
+    and the ``source_stage`` that made it, a post-trained model's ``domain`` and ``start``; ``study``
+    is the one given, else the checkpoint's own (``foundation`` for a model outside the registry)."""
+    version = checkpoint_version(spec) if is_tracking_uri(spec) else None
+    tags = version.tags if version else {}
+    return {"study": study or tags.get("study", "foundation"), "method": tags.get("method", "none"),
+            "sparsity": float(tags.get("sparsity", 0.0)), "step": int(tags.get("step", 0)),
+            "granularity": tags.get("granularity", "neuron"), "source_stage": tags.get("stage", "none"),
+            "domain": tags.get("domain", "none"), "start": tags.get("start", "none")}

@@ -84,8 +84,13 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
     # MLflow consumes MLFLOW_RUN_ID only when it reads it itself; left set, a nested stage (or an
     # Optuna trial in the body) would resume the launcher run instead of starting its own.
     os.environ.pop("MLFLOW_RUN_ID", None)
-    with mlflow.start_run(run_id=launcher_id, experiment_id=None if launcher_id else experiment_id(study),
+    # A launcher run in another study's experiment (mlflow run's --experiment-name) stays the launcher.
+    elsewhere = launcher_id and mlflow.get_run(launcher_id).info.experiment_id != experiment_id(study)
+    adopted = None if elsewhere else launcher_id
+    with mlflow.start_run(run_id=adopted, experiment_id=None if adopted else experiment_id(study),
                           run_name=_run_name(entry_point, params), nested=nested, tags=tags) as run:
+        if elsewhere:
+            mlflow.MlflowClient().set_tag(launcher_id, f"{TAG}stage_run_id", run.info.run_id)
         log_unlogged_params(run.info.run_id, {**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
         mlflow.set_tags({f"{TAG}{name}": value for name, value in current().tags().items()})
         body(run)

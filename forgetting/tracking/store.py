@@ -15,7 +15,6 @@ from pathlib import Path
 from forgetting.errors import UsageError
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-STUDIES = ("foundation", "unlearning", "forgetting", "selective", "attribution")
 
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 # Offline unless the user says otherwise: HF_HUB_OFFLINE=0 alone takes data sets and models online too.
@@ -74,8 +73,9 @@ def experiment_id(study: str) -> str:
     import mlflow
 
     configure()
-    if study not in STUDIES:
-        raise UsageError(f"study={study!r} is not one of: {', '.join(STUDIES)}")
+    from forgetting.tracking.studies import check_study
+
+    check_study(study)
     existing = mlflow.get_experiment_by_name(study)
     if existing is not None:
         return existing.experiment_id

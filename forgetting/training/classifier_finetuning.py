@@ -8,7 +8,13 @@ import tempfile
 import mlflow
 
 from forgetting.data.classification import CLASSIFICATION_LABELS, classification_rows
-from forgetting.training.classifier import train_classifier
+
+CLASSIFIER_LRS = (2e-5, 5e-5, 1e-4)
+
+
+def classifier_learning_rates(task: str) -> tuple[float, ...]:
+    """One grid for every classification task."""
+    return CLASSIFIER_LRS
 
 
 class ClassifierFinetuning:
@@ -41,6 +47,8 @@ class ClassifierFinetuning:
         return score_classifier(model, self.tokenizer, self.eval_rows, self.config.batch_size, self.config.precision)
 
     def train(self, model, lr: float, after_epoch) -> None:
+        from forgetting.training.classifier import train_classifier  # transformers: not at validation
+
         config = self.config
         per_epoch = -(-len(self.train_rows) // config.batch_size)
         losses: list[float] = []
@@ -80,6 +88,6 @@ class ClassifierFinetuning:
             statistics.save(directory)
             log_checkpoint(directory, register_as=f"{registered_name(self.config.model)}-{self.config.task}-classifier",
                            alias="finetuned", version_key=active_cache_key(),
-                           tags={"study": "selective", "stage": "finetune", "task": self.config.task, "method": "none",
+                           tags={"stage": "finetune", "task": self.config.task, "method": "none",
                                  "sparsity": 0.0, "step": 0, "lr": best_trial.params["lr"]})
         return metrics

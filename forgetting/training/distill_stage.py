@@ -169,7 +169,7 @@ def _distill(config: DistillConfig, key: str) -> dict[str, float]:
         student.save_pretrained(directory)
         tokenizer.save_pretrained(directory)
         log_checkpoint(directory, register_as=config.model_name(), alias="student", version_key=key,
-                       tags={"study": "selective", "stage": "distill", "task": config.task, "method": "distill",
+                       tags={"stage": "distill", "task": config.task, "method": "distill",
                              "sparsity": 1 - metrics["parameter_ratio"], "alpha": config.alpha,
                              "temperature": config.temperature, "step": config.steps})
     return metrics

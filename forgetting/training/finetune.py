@@ -11,10 +11,24 @@ from typing import Callable, Iterator
 
 import torch
 
+from forgetting.errors import check_choice
 from forgetting.scoring.multiple_choice import encode_pair
-from forgetting.training.optimizer import adamw_with_warmup, optimizer_step
 
 IGNORE = -100
+PUBLISHED_LRS = {"counterfact": (1e-6, 5e-6, 1e-5, 5e-5, 1e-4)}
+DEFAULT_LRS = (1e-6, 5e-6, 1e-5, 2e-5, 5e-5)  # ARC's list, for every other multiple-choice task
+
+
+def check_answer_task(task: str) -> None:
+    """A multiple-choice task (the ``answer`` mode trains on its correct choices)."""
+    from forgetting.data import task_kind, task_names
+
+    check_choice("task", task, [t for t in task_names() if task_kind(t) == "multiple_choice"])
+
+
+def answer_learning_rates(task: str) -> tuple[float, ...]:
+    """The task's published grid, else ARC's."""
+    return PUBLISHED_LRS.get(task, DEFAULT_LRS)
 
 
 def answer_examples(tokenizer, rows) -> list[tuple[list[int], list[int]]]:
@@ -43,6 +57,8 @@ def finetune_on_answers(model, tokenizer, rows, lr: float, epochs: int = 1, batc
                         after_epoch: Callable[[int, float], None] | None = None) -> float:
     """Train ``model`` in place; ``after_epoch(epoch, mean loss)`` runs after each epoch (for
     intermediate evaluation and pruning). Returns the last epoch's mean loss."""
+    from forgetting.training.optimizer import adamw_with_warmup, optimizer_step  # transformers: not at validation
+
     examples = answer_examples(tokenizer, rows)
     optimizer, scheduler = adamw_with_warmup(model, lr, epochs * math.ceil(len(examples) / batch_size))
     generator = torch.Generator().manual_seed(seed)

@@ -5,10 +5,11 @@ on its eval split, in its own nested MLflow run. The stage logs ``baseline_acc``
 ``best_lr`` and ``accuracy_lr_<lr>`` per trial. The Optuna study is named after the stage's
 cache key, so a killed sweep resumes with the trials it finished.
 
-How a trial trains and scores is the ``mode`` (a ``FINETUNE_MODES`` entry): ``answer`` trains a
+How a trial trains and scores, which tasks it takes and its default grid are the ``mode``'s, a
+``FinetuneMode`` (``forgetting.training.finetune_mode``) in ``FINETUNE_MODES``: ``answer`` trains a
 causal LM on prompt + correct choice of a multiple-choice task (the unlearning study);
 ``classification`` trains a sequence classifier and registers the best trial's model with its
-pruning statistics (the selective study).
+pruning statistics (the classifiers' study).
 """
 from __future__ import annotations
 
@@ -22,15 +23,18 @@ from forgetting.device import DEVICE_HELP, PRECISIONS
 from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.models import DEFAULT_MODEL
 from forgetting.registry import Registry
+from forgetting.training.finetune_mode import FinetuneMode
 
-PUBLISHED_LRS = {"counterfact": (1e-6, 5e-6, 1e-5, 5e-5, 1e-4)}
-DEFAULT_LRS = (1e-6, 5e-6, 1e-5, 2e-5, 5e-5)  # ARC's list, for every other multiple-choice task
-CLASSIFIER_LRS = (2e-5, 5e-5, 1e-4)
 SAMPLERS = ("grid", "tpe")
 
 FINETUNE_MODES = Registry("mode")
-FINETUNE_MODES.register("answer", "forgetting.training.finetune:AnswerFinetuning")
-FINETUNE_MODES.register("classification", "forgetting.training.classifier_finetuning:ClassifierFinetuning")
+FINETUNE_MODES.register("answer", FinetuneMode(
+    "forgetting.training.finetune:AnswerFinetuning", task_check="forgetting.training.finetune:check_answer_task",
+    default_lrs="forgetting.training.finetune:answer_learning_rates"))
+FINETUNE_MODES.register("classification", FinetuneMode(
+    "forgetting.training.classifier_finetuning:ClassifierFinetuning",
+    task_check="forgetting.data.classification:check_classification_task",
+    default_lrs="forgetting.training.classifier_finetuning:classifier_learning_rates", classifier=True))
 
 
 @dataclass(frozen=True)
@@ -57,7 +61,7 @@ class FinetuneConfig:
         if self.sampler == "tpe":
             return None
         if not self.lrs:
-            return CLASSIFIER_LRS if self.mode == "classification" else PUBLISHED_LRS.get(self.task, DEFAULT_LRS)
+            return FINETUNE_MODES.get(self.mode).learning_rates(self.task)
         try:
             values = tuple(float(v) for v in self.lrs.split(","))
         except ValueError:
@@ -67,15 +71,10 @@ class FinetuneConfig:
         return values
 
     def validate(self) -> None:
-        from forgetting.data import task_kind, task_names
-        from forgetting.data.classification import check_classification_task
         from forgetting.sweep import check_storage
 
         check_choice("mode", self.mode, FINETUNE_MODES.names())
-        if self.mode == "classification":
-            check_classification_task(self.task)
-        else:
-            check_choice("task", self.task, [t for t in task_names() if task_kind(t) == "multiple_choice"])
+        FINETUNE_MODES.get(self.mode).check_task(self.task)
         check_choice("sampler", self.sampler, SAMPLERS)
         self.learning_rates()
         check_range("lr_min", self.lr_min, 0, low_open=True)
@@ -95,8 +94,11 @@ class FinetuneConfig:
         return shown | {"lrs": ",".join(f"{lr:g}" for lr in grid) if grid else ""}
 
     @property
-    def study(self) -> str:
-        return "selective" if self.mode == "classification" else "unlearning"
+    def study(self) -> str | None:
+        """A classifier's sweep belongs to the classifiers' study; None: the entry point's (``study_of``)."""
+        from forgetting.tracking.studies import classifier_study
+
+        return classifier_study() if FINETUNE_MODES.get(self.mode).classifier else None
 
 
 def finetune_sweep(config: FinetuneConfig, run) -> dict[str, float]:
@@ -104,7 +106,7 @@ def finetune_sweep(config: FinetuneConfig, run) -> dict[str, float]:
     from forgetting.sweep import open_lr_study, pending_grid_values
     from forgetting.tracking.runs import TAG, active_cache_key
 
-    mode = FINETUNE_MODES.get(config.mode)(config)
+    mode = FINETUNE_MODES.get(config.mode).runner_class(config)
     base = mode.load()
     baseline = mode.evaluate(base)
     mlflow.log_metric("baseline_acc", baseline)
