@@ -104,6 +104,22 @@ def test_failed_stage_is_not_reused(store):
     assert not reused and run.info.status == "FINISHED"
 
 
+def test_a_killed_attempt_left_running_is_marked_killed_by_the_next_attempt(store):
+    """A SIGKILLed stage never ends its run; the next attempt with the same cache key marks it KILLED and
+    names it ``previous_attempt`` (what train resumes its curves from), whatever the stage."""
+    from forgetting.tracking.runs import cache_key, previous_attempt
+
+    params = {"method": "gt-sft"}
+    key = cache_key("posttrain", params, {})
+    client = mlflow.MlflowClient()
+    killed = client.create_run(experiment_id("forgetting"), tags={"forgetting.cache_key": key}).info.run_id
+    run, _ = run_stage("forgetting", "posttrain", params, lambda run: None)
+    assert client.get_run(killed).info.status == "KILLED" and run.info.status == "FINISHED"
+    assert previous_attempt(run.info.run_id).info.run_id == killed
+    again, reused = run_stage("forgetting", "posttrain", params, lambda run: None)
+    assert reused and again.info.run_id == run.info.run_id
+
+
 def test_version_key_dedupes_a_checkpoint_across_runs(store, tiny_checkpoint):
     from forgetting.tracking.checkpoints import version_by_key
 

@@ -91,12 +91,26 @@ def run_stage(study: str, entry_point: str, params: Mapping[str, Any],
                           run_name=_run_name(entry_point, params), nested=nested, tags=tags) as run:
         if elsewhere:
             mlflow.MlflowClient().set_tag(launcher_id, f"{TAG}stage_run_id", run.info.run_id)
+        supersede_attempts(run.info.run_id, key, experiments)
         log_unlogged_params(run.info.run_id, {**params, **{f"upstream_{k}": v for k, v in upstream.items()}})
         mlflow.set_tags({f"{TAG}{name}": value for name, value in current().tags().items()})
         body(run)
         logged = mlflow.get_run(run.info.run_id).data.metrics  # a data-parallel body logs its busiest process
         mlflow.log_metrics({k: v for k, v in usage_metrics().items() if k not in logged})
     return mlflow.get_run(run.info.run_id), False
+
+
+def supersede_attempts(run_id: str, key: str, experiment_ids: list[str]) -> None:
+    """The earlier attempts of this stage (same cache key) that did not finish: the newest is this run's
+    ``previous_attempt``, and those still RUNNING become KILLED (a killed process never ends its run, so
+    the UI would show it running for ever)."""
+    client = mlflow.MlflowClient()
+    earlier = [r for r in find_runs(key, experiment_ids) if r.info.run_id != run_id and r.info.status != "FINISHED"]
+    if earlier:
+        client.set_tag(run_id, f"{TAG}previous_attempt", earlier[0].info.run_id)
+    for attempt in earlier:
+        if attempt.info.status == "RUNNING":
+            client.set_terminated(attempt.info.run_id, "KILLED")
 
 
 def active_cache_key() -> str:
@@ -121,19 +135,16 @@ def _run_name(entry_point: str, params: Mapping[str, Any]) -> str:
     return "-".join([entry_point, *shown])[:120]
 
 
-def previous_attempt(run: Run, study: str) -> Run | None:
-    """The newest earlier run of the same stage (same cache key) that did not finish: killed or failed.
-
-    ``run`` is a fetched run (``mlflow.get_run``), so its tags hold the cache key."""
-    key = run.data.tags[f"{TAG}cache_key"]
-    experiments = sorted({experiment_id(study), run.info.experiment_id})
-    return next((r for r in find_runs(key, experiments)
-                 if r.info.run_id != run.info.run_id and r.info.status != "FINISHED"), None)
+def previous_attempt(run_id: str) -> Run | None:
+    """The newest earlier run of the stage run ``run_id`` (same cache key) that did not finish, killed or
+    failed, as ``run_stage`` found it (``supersede_attempts``)."""
+    previous = mlflow.get_run(run_id).data.tags.get(f"{TAG}previous_attempt")
+    return mlflow.get_run(previous) if previous else None
 
 
 def continue_history(previous: Run, run: Run, before_step: Mapping[str, int]) -> None:
-    """Copy ``previous``'s history of each metric below its ``before_step`` into ``run`` and mark
-    ``previous`` KILLED, so the resumed run holds the whole curve and no stale run stays RUNNING."""
+    """Copy ``previous``'s history of each metric below its ``before_step`` into ``run``, so the resumed
+    run holds the whole curve (``run_stage`` has marked ``previous`` KILLED if it was left RUNNING)."""
     from mlflow.entities import Metric
 
     client = mlflow.MlflowClient()
@@ -142,8 +153,6 @@ def continue_history(previous: Run, run: Run, before_step: Mapping[str, int]) ->
     for start in range(0, len(history), 1000):
         client.log_batch(run.info.run_id, metrics=history[start:start + 1000])
     client.set_tag(run.info.run_id, f"{TAG}resumed_from", previous.info.run_id)
-    if previous.info.status == "RUNNING":
-        client.set_terminated(previous.info.run_id, "KILLED")
 
 
 def logged_table(run_id: str, artifact_file: str):

@@ -113,7 +113,7 @@ class Checkpointer:
     def resume(self, start: int) -> None:
         from forgetting.tracking.runs import continue_history, previous_attempt
 
-        if previous := previous_attempt(self.run, self.lineage["study"]):
+        if previous := previous_attempt(self.run.info.run_id):
             # the loss of step ``start`` was logged before its state; its held-out loss is logged again
             continue_history(previous, self.run, {"train_loss": start + 1, "heldout_loss": start})
 
