@@ -22,7 +22,7 @@ from forgetting.models import DEFAULT_MODEL
 from forgetting.models.classifier import load_classifier
 from forgetting.models.weights import apply_masks
 from forgetting.pruning import prune
-from forgetting.pruning.criteria import score_weights
+from forgetting.pruning import score_weights
 from forgetting.pruning.sparse import parameter_bytes, sparsify_linears
 from forgetting.pruning.weights import select_weights
 

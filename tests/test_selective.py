@@ -9,7 +9,7 @@ from forgetting.errors import UsageError
 from forgetting.models.classifier import is_classifier, load_classifier
 from forgetting.models.weights import apply_masks, prunable_weights
 from forgetting.pruning import prune
-from forgetting.pruning.criteria import score_weights
+from forgetting.pruning import score_weights
 from forgetting.pruning.weights import select_weights
 from forgetting.scoring.classification import predict
 from forgetting.training.classifier import train_classifier

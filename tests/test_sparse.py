@@ -7,7 +7,7 @@ from torch import nn
 
 from forgetting.models.tiny import tiny_llama
 from forgetting.models.weights import apply_masks, prunable_weights
-from forgetting.pruning.criteria import score_weights
+from forgetting.pruning import score_weights
 from forgetting.pruning.sparse import SparseLinear, active_parameters, parameter_bytes, sparsify_linears
 from forgetting.pruning.weights import select_weights
 

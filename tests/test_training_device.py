@@ -22,7 +22,7 @@ from forgetting.device import current
 from forgetting.models.bundled import bundled_model_dir
 from forgetting.models.tiny import tiny_llama
 from forgetting.pruning import score_neurons
-from forgetting.pruning.criteria import score_weights
+from forgetting.pruning import score_weights
 from forgetting.pruning.weights import select_weights
 
 

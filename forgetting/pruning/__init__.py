@@ -7,9 +7,9 @@ A pruning method is a module with two functions, registered by name in ``PRUNING
   neuron per layer (higher = more important) and the model to prune, without modifying ``model``;
 - ``check_options(**options)``: validate the options without doing any work.
 
-The selective study's criteria (magnitude, movement, gradient, combined) also score single
-weights for unstructured pruning (``forgetting.pruning.criteria``, ``forgetting.pruning.weights``;
-the masks are applied with ``forgetting.models.weights``).
+The selective study's criteria (magnitude, movement, gradient, combined, random) also score single
+weights for unstructured pruning (their spec's ``weight_scorer``; ``score_weights`` below), selected by
+``forgetting.pruning.weights`` and applied as masks by ``forgetting.models.weights``.
 
 ``prune`` chains scoring, selection and removal; ``check_pruning`` validates a whole request up
 front so an entry point can fail before it creates a run.
@@ -32,7 +32,8 @@ from forgetting.pruning.spec import PruningCriterion
 
 PRUNING_METHODS = Registry("method")
 PRUNING_METHODS.register("random", PruningCriterion("forgetting.pruning.random_scores:score_neurons",
-                                                    classifier=True, weight_level=True))
+                                                    classifier=True,
+                                                    weight_scorer="forgetting.pruning.random_scores:score_weights"))
 PRUNING_METHODS.register("attribution", PruningCriterion(
     "forgetting.pruning.attribution:score_neurons", options="forgetting.pruning.attribution:stage_options"))
 PRUNING_METHODS.register("tuneprune", PruningCriterion(
@@ -42,7 +43,7 @@ PRUNING_METHODS.register("tuneprune", PruningCriterion(
 for _criterion in ("magnitude", "movement", "gradient", "combined"):
     PRUNING_METHODS.register(_criterion, PruningCriterion(
         f"forgetting.pruning.criteria:{_criterion}_neurons", language_model=False, classifier=True,
-        weight_level=True, needs_statistics=_criterion != "magnitude"))
+        weight_scorer=f"forgetting.pruning.criteria:{_criterion}_weights", needs_statistics=_criterion != "magnitude"))
 
 
 def check_method_options(method: str, **options) -> None:
@@ -54,6 +55,15 @@ def check_method_options(method: str, **options) -> None:
         raise UsageError(f"pruning method {method!r} does not take {', '.join(unknown)}; "
                          f"its options: {', '.join(accepted) or 'none'}")
     check_options(**options)
+
+
+def score_weights(method: str, model: nn.Module, statistics=None, seed: int = 0):
+    """``method``'s score of every prunable weight (unstructured pruning)."""
+    criterion = PRUNING_METHODS.get(method)
+    if not criterion.weight_level:
+        raise UsageError(f"method={method!r} has no weight-level scores; use one of: "
+                         f"{', '.join(PRUNING_METHODS.names_where(lambda spec: spec.weight_level))}")
+    return criterion.score_weights(model, statistics, seed)
 
 
 def check_pruning(method: str, sparsity: float, scope: str = "layer", **options) -> None:

@@ -7,7 +7,7 @@
   percentile under the three, so the lowest combined scores are exactly the weights every
   criterion ranks low.
 
-``score_weights`` gives one score per weight (unstructured pruning); the ``*_neurons``
+The ``*_weights`` functions give one score per weight (unstructured pruning); the ``*_neurons``
 functions are ``PRUNING_METHODS`` entries that sum a neuron's gate row, up row and down column
 (structured pruning through ``remove_neurons``). Movement and gradient need the
 ``FinetuneStatistics`` that classification fine-tuning saves beside its checkpoint.
@@ -21,33 +21,31 @@ from forgetting.errors import UsageError
 from forgetting.models.weights import Weights, prunable_weights
 from forgetting.pruning.scores import NeuronScores, mlp_widths
 
-NEEDS_STATISTICS = ("movement", "gradient", "combined")
-WEIGHT_CRITERIA = ("magnitude", *NEEDS_STATISTICS, "random")
-
 
 def check_options(statistics=None) -> None:
-    """Nothing to range-check: whether statistics are needed depends on the method (see ``score_weights``)."""
+    """Nothing to range-check: whether statistics are needed is the criterion's (``needs_statistics``)."""
 
 
-def score_weights(method: str, model: nn.Module, statistics=None, seed: int = 0) -> Weights:
-    """One score per prunable weight, shaped like it and on its device; higher = more important."""
+def magnitude_weights(model: nn.Module, statistics=None, seed: int = 0) -> Weights:
+    return {name: weight.detach().abs() for name, weight in prunable_weights(model).items()}
+
+
+def movement_weights(model: nn.Module, statistics=None, seed: int = 0) -> Weights:
     weights = prunable_weights(model)
-    if method in NEEDS_STATISTICS:
-        _check_statistics(method, weights, statistics)
-    if method == "magnitude":
-        return {name: weight.detach().abs() for name, weight in weights.items()}
-    if method == "movement":  # statistics load onto the CPU
-        return {name: statistics.movement[name].to(weight.device).abs() for name, weight in weights.items()}
-    if method == "gradient":
-        return {name: statistics.gradient[name].to(weight.device, copy=True) for name, weight in weights.items()}
-    if method == "combined":
-        parts = [score_weights(part, model, statistics) for part in ("magnitude", "movement", "gradient")]
-        return {name: torch.stack([_percentiles(part[name]) for part in parts]).amax(0) for name in weights}
-    if method == "random":  # drawn on the CPU: a seed gives the same scores on every device
-        generator = torch.Generator().manual_seed(seed)
-        return {name: torch.rand(weight.shape, generator=generator).to(weight.device)
-                for name, weight in weights.items()}
-    raise UsageError(f"method={method!r} has no weight-level scores; use one of: {', '.join(WEIGHT_CRITERIA)}")
+    _check_statistics("movement", weights, statistics)  # statistics load onto the CPU
+    return {name: statistics.movement[name].to(weight.device).abs() for name, weight in weights.items()}
+
+
+def gradient_weights(model: nn.Module, statistics=None, seed: int = 0) -> Weights:
+    weights = prunable_weights(model)
+    _check_statistics("gradient", weights, statistics)
+    return {name: statistics.gradient[name].to(weight.device, copy=True) for name, weight in weights.items()}
+
+
+def combined_weights(model: nn.Module, statistics=None, seed: int = 0) -> Weights:
+    _check_statistics("combined", prunable_weights(model), statistics)
+    parts = [scorer(model, statistics) for scorer in (magnitude_weights, movement_weights, gradient_weights)]
+    return {name: torch.stack([_percentiles(part[name]) for part in parts]).amax(0) for name in parts[0]}
 
 
 def _check_statistics(method: str, weights: Weights, statistics) -> None:
@@ -79,21 +77,21 @@ def neuron_scores(weight_scores: Weights, model: nn.Module) -> list[torch.Tensor
     return scores
 
 
-def _neurons(method: str, model: nn.Module, seed: int, statistics) -> NeuronScores:
-    return NeuronScores(neuron_scores(score_weights(method, model, statistics, seed), model), model)
+def _neurons(weight_scores: Weights, model: nn.Module) -> NeuronScores:
+    return NeuronScores(neuron_scores(weight_scores, model), model)
 
 
 def magnitude_neurons(model, batches=None, *, seed: int = 0, statistics=None) -> NeuronScores:
-    return _neurons("magnitude", model, seed, statistics)
+    return _neurons(magnitude_weights(model), model)
 
 
 def movement_neurons(model, batches=None, *, seed: int = 0, statistics=None) -> NeuronScores:
-    return _neurons("movement", model, seed, statistics)
+    return _neurons(movement_weights(model, statistics), model)
 
 
 def gradient_neurons(model, batches=None, *, seed: int = 0, statistics=None) -> NeuronScores:
-    return _neurons("gradient", model, seed, statistics)
+    return _neurons(gradient_weights(model, statistics), model)
 
 
 def combined_neurons(model, batches=None, *, seed: int = 0, statistics=None) -> NeuronScores:
-    return _neurons("combined", model, seed, statistics)
+    return _neurons(combined_weights(model, statistics), model)

@@ -50,8 +50,7 @@ def prune_classifier(config) -> dict[str, float]:
     from forgetting.models import resolve_model
     from forgetting.models.classifier import load_classifier
     from forgetting.models.weights import apply_masks, count_parameters
-    from forgetting.pruning import counts_as_metrics, prune
-    from forgetting.pruning.criteria import score_weights
+    from forgetting.pruning import PRUNING_METHODS, counts_as_metrics, prune, score_weights
     from forgetting.pruning.weights import select_weights, sparsity_metrics
     from forgetting.training.classifier import train_classifier
     from forgetting.training.statistics import FinetuneStatistics
@@ -73,7 +72,7 @@ def prune_classifier(config) -> dict[str, float]:
         apply_masks(pruned, masks)
         metrics |= sparsity_metrics(masks)
     else:
-        options = {"statistics": statistics} if config.method != "random" else {}
+        options = {"statistics": statistics} if PRUNING_METHODS.get(config.method).needs_statistics else {}
         result = prune(model, config.method, None, config.sparsity, scope=config.scope, seed=config.seed, **options)
         pruned = result.model
         metrics |= counts_as_metrics(result.counts)

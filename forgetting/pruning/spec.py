@@ -22,7 +22,8 @@ class PruningCriterion:
     options: str = ""                # "module:function": PruneConfig -> the scorer's keyword options
     language_model: bool = True      # scores a causal LM's neurons on Python code (the unlearning study)
     classifier: bool = False         # prunes the selective study's sequence classifiers
-    weight_level: bool = False       # also scores single weights (granularity=weight)
+    weight_scorer: str = ""          # "module:function": (model, statistics, seed) -> one score per weight
+    #                                  (granularity=weight; '' = neurons only)
     needs_statistics: bool = False   # reads the fine-tuning statistics saved beside a classifier
 
     @property
@@ -33,6 +34,14 @@ class PruningCriterion:
     def check(self) -> Callable:
         """The scorer module's ``check_options``."""
         return importlib.import_module(self.scorer.partition(":")[0]).check_options
+
+    @property
+    def weight_level(self) -> bool:
+        return bool(self.weight_scorer)
+
+    def score_weights(self, model, statistics=None, seed: int = 0):
+        """One score per prunable weight, shaped like it and on its device; higher = more important."""
+        return load(self.weight_scorer)(model, statistics, seed)
 
     def options_of(self, config) -> dict:
         return load(self.options)(config) if self.options else {}

@@ -85,14 +85,15 @@ class LaunchConfig:
         from forgetting.studies.unlearning import seed_list
 
         check_choice("study", self.study, tuple(study_grids()))
-        check_choice("preset", self.preset, tuple(study_grids()[self.study][0]))
+        grid = study_grids()[self.study]
+        check_choice("preset", self.preset, tuple(grid.presets))
         seed_list(self.seeds)  # a bad list fails here, in one line, before any script is written
         for name in ("safe_model", "same_family_teacher", "cross_family_teacher"):
             self.per_model(name)
         if not self.server_uri().startswith(("http://", "https://")):
             raise UsageError(f"tracking_uri={self.server_uri()!r} is not an http(s) tracking server: Slurm jobs on "
                              "other nodes need one (python -m forgetting.tracking.server)")
-        if self.study == "unlearning" and (not self.storage or self.storage.startswith("sqlite")):
+        if grid.sweeps and (not self.storage or self.storage.startswith("sqlite")):
             raise UsageError(f"storage={self.storage!r}: Slurm jobs need a shared Optuna RDB URL "
                              "(postgresql+psycopg2://host/optuna); SQLite must not be shared over NFS")
         if self.storage:
@@ -160,12 +161,22 @@ class LaunchConfig:
         return f"source {shlex.quote(str(venv))}" if venv.exists() else ""
 
 
-def study_grids() -> dict[str, tuple[dict, Callable[[LaunchConfig], list[StageJob]]]]:
-    """The studies ``launch`` renders as jobs: each one's presets and its jobs in submission order."""
+@dataclass(frozen=True)
+class Grid:
+    """A study's grid as ``launch`` renders it."""
+
+    presets: dict
+    jobs: Callable[[LaunchConfig], list[StageJob]]  # every job in submission order
+    sweeps: bool = False  # its jobs run Optuna sweeps, which share one RDB storage across nodes
+
+
+def study_grids() -> dict[str, Grid]:
+    """The studies ``launch`` renders as jobs."""
     from forgetting.studies.forgetting import FORGETTING_PRESETS
     from forgetting.studies.unlearning import PRESETS
 
-    return {"unlearning": (PRESETS, unlearning_study_jobs), "forgetting": (FORGETTING_PRESETS, forgetting_jobs)}
+    return {"unlearning": Grid(PRESETS, unlearning_study_jobs, sweeps=True),
+            "forgetting": Grid(FORGETTING_PRESETS, forgetting_jobs)}
 
 
 @dataclass(frozen=True)
@@ -228,7 +239,7 @@ def unlearning_chain(model: str, preset_name: str, storage: str, gpus: int = 1, 
 def study_jobs(config: LaunchConfig) -> list[StageJob]:
     """Every job of the study's grid in submission order: with several models or seeds, a chain per model
     and seed (``LaunchConfig.chains``) between the jobs shared by the whole grid."""
-    return study_grids()[config.study][1](config)
+    return study_grids()[config.study].jobs(config)
 
 
 def unlearning_study_jobs(config: LaunchConfig) -> list[StageJob]:
