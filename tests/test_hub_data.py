@@ -236,7 +236,7 @@ def fixtures(hub_fixtures, monkeypatch):
 
 def test_every_source_has_a_fixture():
     assert set(hub.SOURCES) == set(WRITERS)
-    assert {task.source_key for task in hub.HUB_TASKS.values()} == set(WRITERS)
+    assert {task.source_key for task in hub_tasks.HUB_TASKS.values()} == set(WRITERS)
 
 
 # --- every loader, through its fixture ------------------------------------------------------------
@@ -262,7 +262,7 @@ def test_every_hub_loader_maps_its_fixture_onto_the_schema(name, fixtures):
         assert all(0 <= row["label"] < len(row["choices"]) and all(c.startswith(" ") for c in row["choices"])
                    for row in ds)
     origin = hub.origin_of(ds)
-    assert origin["source"] == str(fixtures[hub.get_hub_task(name).source_key]) and origin["revision"] == "local"
+    assert origin["source"] == str(fixtures[hub_tasks.get_hub_task(name).source_key]) and origin["revision"] == "local"
 
 
 @pytest.mark.parametrize("name", sorted(SPLITS))

@@ -1,1 +1,2 @@
-"""Where stages run beyond one process: Slurm job scripts, workers sharing a study."""
+"""Where stages run beyond one process: the ``mlflow run`` command line of a stage (Slurm tasks, the
+verl job) and Optuna workers sharing one study."""

@@ -94,31 +94,6 @@ class HubTask:
 SOURCES: dict[str, HubSource] = {}
 """Source key -> ``HubSource``; tests point a key's ``repo`` at a fixture directory."""
 
-HUB_TASKS: dict[str, HubTask] = {}
-"""Task name -> its hub loader (filled by ``hub_tasks`` on first use)."""
-
-
-def _registry() -> dict[str, HubTask]:
-    if not HUB_TASKS:
-        import forgetting.data.hub_tasks  # noqa: F401 - registers the specs
-    return HUB_TASKS
-
-
-def hub_task_names() -> list[str]:
-    return sorted(_registry())
-
-
-def has_hub_loader(name: str) -> bool:
-    return name in _registry()
-
-
-def get_hub_task(name: str) -> HubTask:
-    registry = _registry()
-    if name not in registry:
-        raise UsageError(f"source='hub' has no loader for task={name!r}; tasks with one: {', '.join(sorted(registry))}")
-    return registry[name]
-
-
 def hub_offline() -> str | None:
     """The variable that puts the hub offline (``HF_HUB_OFFLINE`` or ``HF_DATASETS_OFFLINE`` true), else None."""
     for variable in OFFLINE_VARIABLES:
@@ -140,9 +115,9 @@ def shipped_behind(task: Task, split: str) -> list[str]:
 # Availability: checked before any run exists
 
 
-def check_available(name: str, split: str) -> None:
-    """Raise a one-line ``UsageError`` unless the files behind ``split`` of task ``name`` can be read now."""
-    hub_task = get_hub_task(name)
+def check_available(name: str, hub_task: HubTask, split: str) -> None:
+    """Raise a one-line ``UsageError`` unless the files behind ``split`` of task ``name`` (its ``hub_task``)
+    can be read now."""
     source = hub_task.source
     patterns = sorted({source.files[shipped] for shipped in shipped_behind(hub_task.task, split)})
     if source.local:
@@ -276,9 +251,8 @@ class _quiet_datasets:
 # Origin: what the MLflow dataset input records
 
 
-def origin(name: str, split: str) -> dict:
+def origin(hub_task: HubTask, split: str) -> dict:
     """Repo, revision (the resolved commit where known), config, the files read and the hub splits behind ``split``."""
-    hub_task = get_hub_task(name)
     source = hub_task.source
     shipped = shipped_behind(hub_task.task, split) if hub_task.stream is None else [split]
     revision = "local" if source.local else _RESOLVED.get((source.repo, source.revision), source.revision or "main")

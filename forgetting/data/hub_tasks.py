@@ -64,7 +64,8 @@ from functools import lru_cache
 
 from forgetting.data.contests import contest_row
 from forgetting.data.generative import gsm8k_row, qa_row
-from forgetting.data.hub import HUB_TASKS, SOURCES, HubSource, HubTask, records, shipped_rows
+from forgetting.data.hub import SOURCES, HubSource, HubTask, records, shipped_rows
+from forgetting.errors import UsageError
 from forgetting.data.splits import unit
 from forgetting.data.task import Task
 
@@ -228,6 +229,24 @@ def harmbench_rows(records_, shipped: str):
 def _task(kind: str, key: str, mapper, train: tuple[str, ...], eval_: str, **options) -> Task:
     shipped = {split: shipped_rows(key, split, mapper) for split in SOURCES[key].files}
     return Task(kind=kind, package=None, shipped=shipped, train=train, eval=eval_, **options)
+
+
+HUB_TASKS: dict[str, HubTask] = {}
+"""Task name -> its hub loader."""
+
+
+def hub_task_names() -> list[str]:
+    return sorted(HUB_TASKS)
+
+
+def has_hub_loader(name: str) -> bool:
+    return name in HUB_TASKS
+
+
+def get_hub_task(name: str) -> HubTask:
+    if name not in HUB_TASKS:
+        raise UsageError(f"source='hub' has no loader for task={name!r}; tasks with one: {', '.join(hub_task_names())}")
+    return HUB_TASKS[name]
 
 
 def _register(name: str, key: str, task: Task, **options) -> None:

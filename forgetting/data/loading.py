@@ -6,6 +6,7 @@ packages) or ``hub`` (the seeds' real data sets from the Hugging Face hub, ``for
 from __future__ import annotations
 
 from forgetting.data import hub, sources
+from forgetting.data.hub_tasks import get_hub_task, has_hub_loader, hub_task_names
 from forgetting.data.schemas import COLUMNS, arrow_schema
 from forgetting.data.splits import partition, seeded_order
 from forgetting.data.task import TASKS, Task
@@ -21,23 +22,23 @@ def check_source(source: str) -> None:
 def task_names(source: str = "offline") -> list[str]:
     """The tasks ``load_task`` serves from ``source``."""
     check_source(source)
-    return TASKS.names() if source == "offline" else hub.hub_task_names()
+    return TASKS.names() if source == "offline" else hub_task_names()
 
 
 def get_task(name: str, source: str = "offline") -> Task:
     check_source(source)
     if source == "hub":
-        return hub.get_hub_task(name).task
-    if name not in TASKS and hub.has_hub_loader(name):
+        return get_hub_task(name).task
+    if name not in TASKS and has_hub_loader(name):
         raise UsageError(f"task={name!r} ships no offline data: it is the hub data set "
-                         f"{hub.get_hub_task(name).source.repo} (source=hub, needs hub access or a warm HF cache)")
+                         f"{get_hub_task(name).source.repo} (source=hub, needs hub access or a warm HF cache)")
     return TASKS.get(name)
 
 
 def task_kind(name: str) -> str:
     """The kind of ``name``, whichever source serves it."""
-    if name not in TASKS and hub.has_hub_loader(name):
-        return hub.get_hub_task(name).task.kind
+    if name not in TASKS and has_hub_loader(name):
+        return get_hub_task(name).task.kind
     return get_task(name).kind
 
 
@@ -59,7 +60,7 @@ def check_task(name: str, split: str = "eval", seed: int = 0, limit: int | None 
             raise UsageError(f"limit={limit!r} is not an integer")
         check_range("limit", limit, 1)
     if source == "hub":
-        hub.check_available(name, split)
+        hub.check_available(name, get_hub_task(name), split)
     elif task.package is not None:
         sources.require(task.package, name)
     return task
@@ -89,7 +90,7 @@ def load_task(name: str, split: str = "eval", seed: int = 0, limit: int | None =
     """
     task = check_task(name, split, seed, limit, source)
     salt = task.split_group or name
-    hub_task = hub.get_hub_task(name) if source == "hub" else None
+    hub_task = get_hub_task(name) if source == "hub" else None
     if hub_task is not None and hub_task.stream is not None:
         rows = hub_task.stream(split, limit or hub_task.default_rows[split])
     else:
@@ -100,7 +101,7 @@ def load_task(name: str, split: str = "eval", seed: int = 0, limit: int | None =
         rows = task.finish(rows, seed)
     if hub_task is not None and not rows:
         raise UsageError(f"source='hub': task={name!r} split={split!r} has no rows at {hub_task.source.repo}")
-    return to_dataset(rows, task.kind, info=hub.dataset_info(hub.origin(name, split)) if hub_task else None)
+    return to_dataset(rows, task.kind, info=hub.dataset_info(hub.origin(hub_task, split)) if hub_task else None)
 
 
 def to_dataset(rows: list[dict], kind: str, info=None):
