@@ -10,9 +10,9 @@ import mlflow
 
 from forgetting.evaluation.suites import EvaluateConfig, run_suite, summary_line
 from forgetting.models import resolve_model
-from forgetting.models.resolve import each_spec_resolved_once
 from forgetting.tracking import configure, run_stage
 from forgetting.tracking.checkpoints import lineage
+from forgetting.tracking.pinned import each_spec_resolved_once
 from forgetting.tracking.studies import study_of
 
 LINEAGE_KEYS = ("method", "sparsity", "step", "granularity", "source_stage", "domain", "start")

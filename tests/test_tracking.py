@@ -148,8 +148,9 @@ def resolve_calls(monkeypatch):
 def test_inside_a_stage_a_model_spec_resolves_once_even_if_its_alias_moves(store, tiny_checkpoint, tmp_path,
                                                                            resolve_calls):
     from forgetting.models import resolve_model
-    from forgetting.models.resolve import resolved_once
     from forgetting.models.tiny import tiny_llama
+    from forgetting.tracking.checkpoints import checkpoint_version
+    from forgetting.tracking.pinned import resolved_once
 
     other = tmp_path / "other"
     tiny_llama(seed=1).save_pretrained(other)
@@ -158,10 +159,13 @@ def test_inside_a_stage_a_model_spec_resolves_once_even_if_its_alias_moves(store
         moved_to = log_checkpoint(other, "checkpoints/b", register_as="tiny", alias="next")
     with resolved_once():
         first = resolve_model("models:/tiny@current")
+        version = checkpoint_version("models:/tiny@current").version
         mlflow.MlflowClient().set_registered_model_alias("tiny", "current", moved_to.version)
         assert [resolve_model("models:/tiny@current") for _ in range(3)] == [first] * 3
+        assert checkpoint_version("models:/tiny@current").version == version  # the lineage read is pinned too
     assert resolve_calls.count("models:/tiny@current") == 1
     assert resolve_model("models:/tiny@current") != first  # outside a stage: the alias as it is now
+    assert checkpoint_version("models:/tiny@current").version == moved_to.version
 
 
 def test_a_prune_stage_resolves_its_registered_model_once(store, tiny_checkpoint_with_tokenizer, resolve_calls):

@@ -6,11 +6,8 @@ Specs: ``smollm2-135m`` (bundled default), ``gemma3-270m`` (bundled, another fam
 """
 from __future__ import annotations
 
-import contextlib
-import functools
 import os
 import re
-from contextvars import ContextVar
 from pathlib import Path
 
 from forgetting.errors import UsageError
@@ -21,39 +18,13 @@ ACCEPTED = (f"{', '.join(BUNDLED)}, a local HF checkpoint directory, models:/nam
             "models:/name/version, runs:/<id>/<path>, a run ID, or a hub id org/name")
 
 
-_PINNED: ContextVar[dict[str, str] | None] = ContextVar("pinned_model_specs", default=None)
-
-
-@contextlib.contextmanager
-def resolved_once():
-    """Inside the block each model spec is resolved once: one registry round trip per ``models:/`` spec,
-    and an alias moved by someone else meanwhile does not change what the rest of the stage reads."""
-    token = _PINNED.set({}) if _PINNED.get() is None else None
-    try:
-        yield
-    finally:
-        if token is not None:
-            _PINNED.reset(token)
-
-
-def each_spec_resolved_once(stage):
-    """``stage`` run inside ``resolved_once``."""
-    @functools.wraps(stage)
-    def wrapper(*args, **kwargs):
-        with resolved_once():
-            return stage(*args, **kwargs)
-    return wrapper
-
-
 def resolve_model(spec: str) -> str:
     """A local directory (or a hub id) that ``from_pretrained`` loads; raises UsageError early. Inside
-    ``resolved_once``, the first answer for a spec is the answer for the rest of the block."""
-    pinned = _PINNED.get()
-    if pinned is None:
-        return _resolve(spec)
-    if spec not in pinned:
-        pinned[spec] = _resolve(spec)
-    return pinned[spec]
+    ``resolved_once`` (``forgetting.tracking.pinned``), the first answer for a spec is the answer for the
+    rest of the block."""
+    from forgetting.tracking.pinned import pinned
+
+    return pinned("location", spec, lambda: _resolve(spec))
 
 
 def _resolve(spec: str) -> str:

@@ -30,6 +30,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from forgetting.errors import UsageError
+from forgetting.tracking.pinned import pinned
 from forgetting.tracking.store import configure, home
 
 CHECKPOINT_TAG = "forgetting.checkpoint"
@@ -314,20 +315,25 @@ def registered_name(spec: str) -> str:
 
 
 def checkpoint_version(spec: str) -> ModelVersion | None:
-    """The registered version behind ``models:/…`` (or a ``runs:/`` URI that one was registered from)."""
+    """The registered version behind ``models:/…`` (pinned inside ``resolved_once``, as its directory is)
+    or a ``runs:/`` URI that one was registered from."""
     client = mlflow.MlflowClient()
     if match := MODEL_URI.match(spec):
-        try:
-            return (client.get_model_version_by_alias(match["name"], match["alias"]) if match["alias"]
-                    else client.get_model_version(match["name"], match["version"]))
-        except MlflowException:
-            raise UsageError(f"model={spec!r} is not in the model registry") from None
+        return pinned("version", spec, lambda: _model_version(client, spec, match))
     if match := RUN_URI.match(spec):
         run_id, path = match["run_id"], match["path"]
         found = (_logged_as(client.search_model_versions(f"tags.parent_run = '{run_id}'"), run_id, path)
                  or [v for v in client.search_model_versions(f"run_id = '{run_id}'") if v.source == spec])
         return min(found, key=lambda v: v.creation_timestamp) if found else None
     return None
+
+
+def _model_version(client, spec: str, match: re.Match) -> ModelVersion:
+    try:
+        return (client.get_model_version_by_alias(match["name"], match["alias"]) if match["alias"]
+                else client.get_model_version(match["name"], match["version"]))
+    except MlflowException:
+        raise UsageError(f"model={spec!r} is not in the model registry") from None
 
 
 def resolve_checkpoint(spec: str) -> Path:
