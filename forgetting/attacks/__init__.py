@@ -1,7 +1,7 @@
 """Adversarial safety attacks on a checkpoint: GCG suffixes and AutoDAN prompts.
 
 Every attack optimises towards a target string per behaviour (``prompts.target_for``) and is
-judged by the shared refusal classifier (``forgetting.scoring.refusal``) on the model's greedy
+judged by the shared refusal judges (``forgetting.scoring.judges``) on the model's greedy
 reply. Each is an ``Attack`` (``forgetting.attacks.spec``) registered in ``ATTACKS``; the ``evaluate``
 stage's ``attacks`` suite (``forgetting.evaluation.attack_suite``) runs the registered functions of
 ``forgetting.attacks.suite`` with the search configs built by ``gcg.search_config`` and

@@ -55,7 +55,7 @@ def code_reference(row) -> str:
 
 def refusal_reward(completions: list[str], rows) -> list[float]:
     """1 when the response refuses exactly where the row's ``label`` asks for a refusal (the keyword
-    judge of ``forgetting.scoring.refusal``): refusing a benign request scores 0 as well."""
+    judge, ``forgetting.data.safety.is_refusal``): refusing a benign request scores 0 as well."""
     from forgetting.data.safety import is_refusal
 
     return [float(is_refusal(completion) == bool(row["label"])) for completion, row in zip(completions, rows)]

@@ -1,6 +1,6 @@
 """The refusal judges, and which of them selects training data and which reports safety.
 
-- ``keyword``: our marker list in a reply's opening (``forgetting.scoring.refusal.is_refusal``).
+- ``keyword``: our marker list in a reply's opening (``forgetting.data.safety.is_refusal``).
   It is the **selection** judge: it chooses the refusal demonstrations the safety SFT trains on
   (``forgetting.data.safety.refusal_demonstration_rows``) and scores the safety RL reward
   (``forgetting.rewards.verifiable``). A model trained to please it is not measured by it.
