@@ -46,6 +46,27 @@ def artifact_files(run_id: str, path: str = "") -> list[str]:
     return sorted(files)
 
 
+def test_a_model_in_memory_is_written_once_in_its_stored_dtype_and_moved_into_the_store(store,
+                                                                                     tiny_checkpoint_with_tokenizer):
+    from forgetting.models import load_model
+    from forgetting.tracking.checkpoints import log_model
+
+    model, tokenizer = load_model(str(tiny_checkpoint_with_tokenizer), device="cpu")
+    written = []
+    with mlflow.start_run(experiment_id=experiment_id("unlearning")) as run:
+        version = log_model(model, tokenizer, register_as="tiny-once", dtype="bf16",
+                            add_files=lambda folder: written.append(folder))
+    stored = resolve_checkpoint(f"models:/tiny-once/{version.version}")
+    assert dtypes(stored) == {"BF16"} and json.loads((stored / "config.json").read_text())["dtype"] == "bfloat16"
+    assert not written[0].exists() and not any((home() / "tmp").iterdir())  # taken by a rename, nothing left
+    assert Path(run.info.artifact_uri.removeprefix("file://"), "checkpoint") == stored
+    # tied weights stay one tensor: bf16 is half the bytes of the fp32 checkpoint
+    size = lambda folder: sum(path.stat().st_size for path in Path(folder).glob("*.safetensors"))
+    assert 0.49 < size(stored) / size(tiny_checkpoint_with_tokenizer) < 0.51
+    reloaded = loaded(stored)
+    assert all(torch.equal(reloaded[k], v.to(torch.bfloat16).float()) for k, v in loaded(tiny_checkpoint_with_tokenizer).items())
+
+
 def test_digest_covers_the_files_and_is_cached_per_folder(store, tiny_checkpoint, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_checkpoint, copy)

@@ -87,6 +87,21 @@ def test_autocast_follows_the_device_and_batches_follow_the_model():
     assert moved["name"] == "x" and moved["ids"].device == torch.device("cpu")
 
 
+def test_fp32_outputs_switch_autocast_off_and_restore_the_matmul_mode():
+    matmul = torch.backends.mkldnn.matmul
+    before = matmul.fp32_precision
+    a, b = torch.randn(8, 64), torch.randn(64, 32)
+    with device.autocast("bf16-autocast", "cpu"):
+        with device.fp32_outputs("bf16-autocast", "cpu"):
+            assert not torch.is_autocast_enabled("cpu") and matmul.fp32_precision == "bf16"
+            out = a @ b
+        assert torch.is_autocast_enabled("cpu")
+    assert out.dtype == torch.float32 and torch.allclose(out, a @ b, atol=1e-2)
+    assert matmul.fp32_precision == before
+    with device.fp32_outputs("fp32", "cpu"):
+        assert matmul.fp32_precision == before
+
+
 @pytest.mark.parametrize("entry, args", [
     ("evaluate", ["--device", "cuda"]),
     ("train", ["--device", "cuda:3"]),

@@ -15,7 +15,7 @@ import torch
 from forgetting.errors import UsageError
 from forgetting.models import load_model
 from forgetting.sweep import open_lr_study, pending_grid_values
-from forgetting.training.finetune import IGNORE, answer_batches, answer_examples, finetune_on_answers
+from forgetting.training.finetune import IGNORE, answer_batches, answer_examples, answer_loss, finetune_on_answers
 from forgetting.training.finetune_stage import FinetuneConfig
 from forgetting.training.stage import CHECKPOINTS_TAG, TrainConfig
 
@@ -75,6 +75,25 @@ def test_answer_batches_train_on_the_answer_tokens_only(tiny_checkpoint_with_tok
     assert answers == sorted(tuple(answer) for _, answer in examples)
     assert (batch["attention_mask"].sum(1).sort().values
             == torch.tensor(sorted(len(c) + len(a) for c, a in examples))).all()
+
+
+def test_answer_loss_is_the_models_loss_and_its_gradient(tiny_checkpoint_with_tokenizer):
+    model, tokenizer = load_model(str(tiny_checkpoint_with_tokenizer))
+    [batch] = answer_batches(answer_examples(tokenizer, counterfact_rows(6)), 6, tokenizer.pad_token_id,
+                             torch.Generator().manual_seed(0))
+    ours = answer_loss(model, batch)
+    ours.backward()
+    ours_grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    theirs = model(**batch).loss
+    theirs.backward()
+    assert torch.allclose(ours, theirs, atol=1e-5)
+    assert all(torch.allclose(a, p.grad, atol=1e-6) for a, p in zip(ours_grads, model.parameters()))
+    # one answer token fewer gives another loss: the selected positions are the answers'
+    cut = dict(batch, labels=batch["labels"].clone())
+    row, column = (cut["labels"] != IGNORE).nonzero()[0]
+    cut["labels"][row, column] = IGNORE
+    assert not torch.allclose(answer_loss(model, cut), ours)
 
 
 def test_finetuning_lowers_the_answer_loss(tiny_checkpoint_with_tokenizer):

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -212,13 +211,10 @@ def train_and_register(config: PosttrainConfig, key: str) -> dict[str, float]:
 
 
 def _register(model, tokenizer, config: PosttrainConfig, metrics: dict[str, float], key: str) -> None:
-    from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.checkpoints import log_model
 
     mlflow.log_metrics(metrics)
-    with tempfile.TemporaryDirectory() as directory:
-        model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, register_as=config.model_name(), alias="posttrained", version_key=key,
-                       tags={"stage": "posttrain", "method": config.method,
-                             "domain": config.domain, "start": config.start, "scale": metrics["parameters"],
-                             "start_model": config.model, "step": config.steps})
+    log_model(model, tokenizer, register_as=config.model_name(), alias="posttrained", version_key=key,
+              tags={"stage": "posttrain", "method": config.method,
+                    "domain": config.domain, "start": config.start, "scale": metrics["parameters"],
+                    "start_model": config.model, "step": config.steps})

@@ -9,7 +9,6 @@ after it and after recovery; both the pruned and the recovered model are registe
 from __future__ import annotations
 
 import copy
-import tempfile
 from pathlib import Path
 
 import mlflow
@@ -99,14 +98,11 @@ def prune_classifier(config) -> dict[str, float]:
 
 def _register(model, tokenizer, alias: str, name: str, tags: dict) -> None:
     """Log and register ``model``; a rerun of a killed stage gets its earlier version back, not a twin."""
-    from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.checkpoints import log_model
     from forgetting.tracking.runs import active_cache_key
 
-    with tempfile.TemporaryDirectory() as directory:
-        model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, alias, register_as=name, alias=alias, tags=tags,
-                       version_key=f"{active_cache_key()}:{alias}")
+    log_model(model, tokenizer, alias, register_as=name, alias=alias, tags=tags,
+              version_key=f"{active_cache_key()}:{alias}")
 
 
 def _zero_fraction(model, masks) -> float:

@@ -5,7 +5,6 @@ A sequence-classifier checkpoint is pruned for the selective study instead
 """
 from __future__ import annotations
 
-import tempfile
 from dataclasses import asdict, dataclass, field
 
 import mlflow
@@ -114,7 +113,7 @@ def prune_model(config: PruneConfig) -> dict[str, float]:
     from forgetting.models import load_model
     from forgetting.models.weights import count_parameters
     from forgetting.pruning import counts_as_metrics, prune
-    from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.checkpoints import log_model
     from forgetting.training.corpus import lm_batches, python_code_blocks
     from forgetting.training.loss import heldout_loss
 
@@ -131,10 +130,6 @@ def prune_model(config: PruneConfig) -> dict[str, float]:
                **counts_as_metrics(pruned.counts), **pruned.scores.metrics}
     metrics["parameter_ratio"] = metrics["parameters_after"] / metrics["parameters_before"]
     mlflow.log_metrics(metrics)
-    with tempfile.TemporaryDirectory() as directory:
-        pruned.model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, register_as=config.model_name(), alias="pruned", dtype=config.checkpoint_dtype,
-                       tags={"stage": "prune", "method": config.method,
-                             "sparsity": config.sparsity, "step": 0})
+    log_model(pruned.model, tokenizer, register_as=config.model_name(), alias="pruned", dtype=config.checkpoint_dtype,
+              tags={"stage": "prune", "method": config.method, "sparsity": config.sparsity, "step": 0})
     return metrics

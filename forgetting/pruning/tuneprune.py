@@ -41,6 +41,7 @@ from forgetting.errors import UsageError, check_choice, check_range
 from forgetting.device import PRECISIONS, autocast
 from forgetting.models.weights import check_llama
 from forgetting.pruning.scores import NeuronScores, batches_on, mlp_modules
+from forgetting.training.optimizer import adamw
 
 LAMBDA_BY_SPARSITY = ((0.3, 3e-4), (0.63, 5e-4), (0.8, 1e-3))
 BY_SPARSITY = -1.0  # ``l1_lambda`` value meaning "from the sparsity" (``lambda_for``)
@@ -163,7 +164,7 @@ def score_neurons(model: nn.Module, batches: Iterable[Mapping[str, torch.Tensor]
         parameter.requires_grad_(True)
     mlps = mlp_modules(tuned)
     device = tuned.device
-    optimizer = torch.optim.AdamW(tuned.parameters(), lr=lr, weight_decay=0.0)
+    optimizer = adamw(tuned.parameters(), lr=lr, weight_decay=0.0)
     stream = itertools.cycle(batches_on(device, batches))
     with torch.no_grad():
         initial = torch.cat([neuron_group_norms(mlp).float() for mlp in mlps])

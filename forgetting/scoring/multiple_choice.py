@@ -19,7 +19,7 @@ import math
 import torch
 from tqdm.auto import tqdm
 
-from forgetting.device import autocast, full_precision, on_device
+from forgetting.device import autocast, fp32_outputs, on_device
 
 
 def encode_pair(tokenizer, context: str, continuation: str) -> tuple[list[int], list[int]]:
@@ -82,7 +82,7 @@ def question_logprobs(model, tokenizer, questions: list[tuple[str, list[str]]], 
 def _score_batch(model, tokenizer, decoder, head, softcap, precision: str, batch: list[dict], indices: list[int],
                  scores) -> int:
     """Fill ``scores[i]`` for the batch's questions (``indices``); returns the tokens processed. The head
-    runs in fp32 with autocast off, as the log-softmax over the whole vocabulary needs."""
+    runs with autocast off (``fp32_outputs``): the log-softmax over the whole vocabulary needs fp32 logits."""
     lengths = [len(item["tokens"]) for item in batch]
     width = max(lengths)
     ids = torch.full((len(batch), width), tokenizer.pad_token_id or 0, dtype=torch.long)
@@ -100,7 +100,7 @@ def _score_batch(model, tokenizer, decoder, head, softcap, precision: str, batch
     columns = [p for item in batch for predictors, _ in item["scored"] for p in predictors]
     targets = torch.tensor([t for item in batch for _, choice in item["scored"] for t in choice],
                            device=model.device)
-    with full_precision(precision, model.device):
+    with fp32_outputs(precision, model.device):
         logits = head(hidden[rows, columns].float())  # one head call: it reads the whole vocabulary
         if softcap:
             logits = torch.tanh(logits / softcap) * softcap

@@ -3,7 +3,6 @@ with the movement and gradient statistics the selective study's pruning criteria
 from __future__ import annotations
 
 import copy
-import tempfile
 
 import mlflow
 
@@ -70,7 +69,7 @@ class ClassifierFinetuning:
     def finish(self, base, best_trial) -> dict[str, float]:
         """Register the best trial's classifier; after a resumed sweep whose best trial ran in the
         killed attempt, that trial is trained again from the same seed."""
-        from forgetting.tracking import log_checkpoint
+        from forgetting.tracking.checkpoints import log_model
         from forgetting.tracking.checkpoints import registered_name
         from forgetting.tracking.runs import active_cache_key
 
@@ -82,12 +81,9 @@ class ClassifierFinetuning:
             statistics = self.statistics
         metrics = {f"best_{name}": value for name, value in self.metrics(model).items() if name != "accuracy"}
         mlflow.log_metrics(metrics)
-        with tempfile.TemporaryDirectory() as directory:
-            model.save_pretrained(directory)
-            self.tokenizer.save_pretrained(directory)
-            statistics.save(directory)
-            log_checkpoint(directory, register_as=f"{registered_name(self.config.model)}-{self.config.task}-classifier",
-                           alias="finetuned", version_key=active_cache_key(),
-                           tags={"stage": "finetune", "task": self.config.task, "method": "none",
-                                 "sparsity": 0.0, "step": 0, "lr": best_trial.params["lr"]})
+        log_model(model, self.tokenizer, add_files=statistics.save,
+                  register_as=f"{registered_name(self.config.model)}-{self.config.task}-classifier",
+                  alias="finetuned", version_key=active_cache_key(),
+                  tags={"stage": "finetune", "task": self.config.task, "method": "none",
+                        "sparsity": 0.0, "step": 0, "lr": best_trial.params["lr"]})
         return metrics

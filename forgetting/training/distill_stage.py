@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import re
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,7 +132,7 @@ def _distill(config: DistillConfig, key: str) -> dict[str, float]:
     from forgetting.scoring.classification import score_classifier
     from forgetting.models.classifier import load_classifier
     from forgetting.models.weights import count_parameters
-    from forgetting.tracking import log_checkpoint
+    from forgetting.tracking.checkpoints import log_model
     from forgetting.training.distill import distill, student_from_teacher
     from forgetting.training.distributed import is_main
 
@@ -165,11 +164,8 @@ def _distill(config: DistillConfig, key: str) -> dict[str, float]:
         "distill_loss_first": losses[0], "distill_loss_last": losses[-1]}
     metrics["parameter_ratio"] = metrics["student_parameters"] / metrics["teacher_parameters"]
     mlflow.log_metrics(metrics)
-    with tempfile.TemporaryDirectory() as directory:
-        student.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-        log_checkpoint(directory, register_as=config.model_name(), alias="student", version_key=key,
-                       tags={"stage": "distill", "task": config.task, "method": "distill",
-                             "sparsity": 1 - metrics["parameter_ratio"], "alpha": config.alpha,
-                             "temperature": config.temperature, "step": config.steps})
+    log_model(student, tokenizer, register_as=config.model_name(), alias="student", version_key=key,
+              tags={"stage": "distill", "task": config.task, "method": "distill",
+                    "sparsity": 1 - metrics["parameter_ratio"], "alpha": config.alpha,
+                    "temperature": config.temperature, "step": config.steps})
     return metrics

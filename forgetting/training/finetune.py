@@ -52,6 +52,19 @@ def answer_batches(examples, batch_size: int, pad_id: int, generator: torch.Gene
         yield {"input_ids": ids, "attention_mask": mask, "labels": labels}
 
 
+def answer_loss(model, batch: dict) -> torch.Tensor:
+    """The causal-LM loss of ``batch``'s labelled (answer) tokens, the same value as the model's own loss, with
+    the output head run only at the positions that predict them: an answer is a few tokens of each row, and the
+    head's logits over the whole vocabulary at every position made a fine-tuning step 12% slower."""
+    labels = batch["labels"][:, 1:]
+    scored = labels != IGNORE
+    hidden = model.get_decoder()(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    logits = model.get_output_embeddings()(hidden[:, :-1][scored])
+    if softcap := getattr(model.config, "final_logit_softcapping", None):
+        logits = torch.tanh(logits / softcap) * softcap
+    return torch.nn.functional.cross_entropy(logits.float(), labels[scored])
+
+
 def finetune_on_answers(model, tokenizer, rows, lr: float, epochs: int = 1, batch_size: int = 8,
                         precision: str = "fp32", seed: int = 0,
                         after_epoch: Callable[[int, float], None] | None = None) -> float:
@@ -65,7 +78,7 @@ def finetune_on_answers(model, tokenizer, rows, lr: float, epochs: int = 1, batc
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     mean_loss = math.nan
     for epoch in range(epochs):
-        losses = [optimizer_step(model, batch, optimizer, scheduler, precision)
+        losses = [optimizer_step(model, batch, optimizer, scheduler, precision, loss_of=answer_loss)
                   for batch in answer_batches(examples, batch_size, pad_id, generator)]
         mean_loss = sum(losses) / len(losses)
         if after_epoch:

@@ -27,11 +27,13 @@ def adamw(parameters, **options):
 
 
 def optimizer_step(model, batch: dict, optimizer, scheduler, precision: str = "fp32",
-                   max_grad_norm: float = 1.0) -> float:
-    """Forward, backward, clip, step on the model's device; returns the batch loss."""
+                   max_grad_norm: float = 1.0, loss_of=None) -> float:
+    """Forward, backward, clip, step on the model's device; returns the batch loss (the model's own, or
+    ``loss_of(model, batch)``)."""
     model.train()
     with autocast(precision, model.device):
-        loss = model(**on_device(batch, model.device)).loss
+        batch = on_device(batch, model.device)
+        loss = loss_of(model, batch) if loss_of else model(**batch).loss
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), max_grad_norm)
     optimizer.step()

@@ -2,8 +2,9 @@
 
 Registered checkpoints hold weights only (in the stage's ``checkpoint_dtype``); the fp32 weights and the
 optimizer state (twice the weights) stay on the worker's disk under ``<home>/resume/<cache key>`` and are
-deleted when the stage finishes. A new
-state replaces the old one by renames, so a kill at any moment leaves one complete state.
+deleted when the stage finishes. A state is written at every checkpoint but the last (whose weights are
+registered straight from memory). A new state replaces the old one by renames, so a kill at any moment
+leaves one complete state.
 """
 from __future__ import annotations
 

@@ -117,19 +117,26 @@ class Checkpointer:
             # the loss of step ``start`` was logged before its state; its held-out loss is logged again
             continue_history(previous, self.run, {"train_loss": start + 1, "heldout_loss": start})
 
-    def __call__(self, step: int, folder, loss: float) -> None:
+    def __call__(self, step: int, loss: float, folder=None, model=None, tokenizer=None, weights=None) -> None:
+        """Log ``loss`` and register step ``step``'s checkpoint: the ``folder`` it is in (the input model's at
+        step 0, a resume state's), or ``model`` with the full state dict ``weights`` and ``tokenizer``, written
+        once in ``checkpoint_dtype``."""
         from forgetting.tracking import log_checkpoint
-        from forgetting.tracking.checkpoints import is_tracking_uri
+        from forgetting.tracking.checkpoints import is_tracking_uri, log_model
 
         mlflow.log_metric("heldout_loss", loss, step=step)
-        # step 0's folder is the input model's own: a reference to its stored copy when it is in the registry
-        # (stored once, as it is), else stored in checkpoint_dtype like the later ones (the fp32 resume
-        # state's weights)
-        log_checkpoint(folder, f"checkpoints/step-{step:06d}", register_as=self.config.model_name(),
-                       alias=f"step-{step}", version_key=f"{self.key}:{step}",
-                       dtype=None if step == 0 and is_tracking_uri(self.config.model) else self.config.checkpoint_dtype,
+        options = dict(artifact_path=f"checkpoints/step-{step:06d}", register_as=self.config.model_name(),
+                       alias=f"step-{step}", version_key=f"{self.key}:{step}", dtype=self.config.checkpoint_dtype,
                        tags={**{k: v for k, v in self.lineage.items() if k != "step"}, "stage": "train",
                              "step": step})
+        if folder is None:
+            log_model(model, tokenizer, weights=weights, **options)
+        else:
+            # step 0's folder is the input model's own: a reference to its stored copy when it is in the registry
+            # (stored once, as it is), else stored in checkpoint_dtype like the later ones
+            if step == 0 and is_tracking_uri(self.config.model):
+                options["dtype"] = None
+            log_checkpoint(folder, **options)
         print(f"  step {step}: held-out Python loss {loss:.4f}")
 
     def finish(self, checkpoints: list[int]) -> None:
@@ -163,10 +170,10 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
     wrapped, optimizer = accelerator.prepare(model, optimizer)
     start = _restore(state, wrapped, optimizer.optimizer, scheduler)
 
-    def checkpoint(step: int, folder) -> None:  # every rank: FSDP's forward needs them all
+    def checkpoint(step: int, folder=None, weights=None) -> None:  # every rank: FSDP's forward needs them all
         loss = heldout_loss(wrapped, lm_batches(held_out, config.batch_size), config.precision, device)
         if checkpointer:
-            checkpointer(step, folder, loss)
+            checkpointer(step, loss, folder, model, tokenizer, weights)
         accelerator.wait_for_everyone()
 
     checkpoints = config.checkpoint_steps()
@@ -193,10 +200,14 @@ def _train(config: TrainConfig, location: str, directory, checkpointer: Checkpoi
         if checkpointer:
             mlflow.log_metric("train_loss", loss, step=step + 1)
         if step + 1 in checkpoints:
+            last = step + 1 == config.steps
             weights, trainer_state = _full_state(wrapped, optimizer.optimizer, scheduler, step + 1,
-                                                 with_optimizer=step + 1 < config.steps)
-            checkpoint(step + 1, save_state(directory, model, tokenizer, weights, trainer_state) if checkpointer
-                       else None)
+                                                 with_optimizer=not last)
+            # no state after the last step: its weights go straight to the registry, and a kill before they are
+            # registered resumes from the state before (the same batches, so the same weights)
+            if checkpointer and not last:
+                save_state(directory, model, tokenizer, weights, trainer_state)
+            checkpoint(step + 1, weights=weights)
     metrics = {"tokens_per_second": trained / seconds if seconds else 0.0, "train_tokens": trained,
                "processes": accelerator.num_processes, **peak_usage(accelerator)}
     if checkpointer:
@@ -210,9 +221,8 @@ FULL_STATE = {"full_state_dict": True}  # whole tensors, whatever the sharding: 
 
 
 def _full_state(wrapped, optimizer, scheduler, step: int, with_optimizer: bool = True) -> tuple[dict, dict]:
-    """Every rank: the model's and the optimizer's full state dicts (gathered onto rank 0's CPU; empty
-    on the others), keyed by parameter name, so one, several DDP or FSDP processes resume from it.
-    The last step's state has no optimizer (twice the weights' bytes): a resume from it only registers."""
+    """Every rank: the model's and (``with_optimizer``) the optimizer's full state dicts (gathered onto rank 0's
+    CPU; empty on the others), keyed by parameter name, so one, several DDP or FSDP processes resume from it."""
     from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                          get_optimizer_state_dict)
 
