@@ -1,5 +1,7 @@
 """The device policy: what each device and precision resolves to, and one line for a device that is not there."""
 import contextlib
+import ctypes
+import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -85,6 +87,25 @@ def test_autocast_follows_the_device_and_batches_follow_the_model():
         assert torch.get_autocast_dtype("cpu") == torch.bfloat16 and torch.is_autocast_enabled("cpu")
     moved = device.on_device({"ids": torch.ones(2), "name": "x"}, torch.device("cpu"))
     assert moved["name"] == "x" and moved["ids"].device == torch.device("cpu")
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="glibc's malloc")
+def test_freed_host_memory_is_kept_for_the_next_allocation(monkeypatch):
+    class MallocInfo(ctypes.Structure):
+        _fields_ = [(name, ctypes.c_size_t) for name in ("arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks",
+                                                          "fsmblks", "uordblks", "fordblks", "keepcost")]
+
+    libc = ctypes.CDLL("libc.so.6")
+    libc.mallinfo2.restype = MallocInfo
+    for name in device.ALLOCATOR_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    assert device.keep_freed_host_memory()
+    mapped = libc.mallinfo2().hblkhd
+    block = torch.ones(2**24)  # 64 MB: above the largest block glibc would serve from the heap otherwise
+    assert libc.mallinfo2().hblkhd == mapped, "a fresh mmap: freed memory would go back to the system"
+    del block
+    monkeypatch.setenv("LD_PRELOAD", "libjemalloc.so.2")  # the user's allocator is left alone
+    assert not device.keep_freed_host_memory()
 
 
 def test_fp32_outputs_switch_autocast_off_and_restore_the_matmul_mode():
