@@ -25,8 +25,8 @@ import os
 import re
 import shutil
 import tempfile
-from pathlib import Path
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Iterator, Mapping
 from urllib.parse import urlparse
 
@@ -156,8 +156,8 @@ def check_dtype(dtype: str) -> None:
 
 @contextmanager
 def scratch_folder() -> Iterator[Path]:
-    """A new folder (not yet created) under ``<home>/tmp``, on the local artifact store's file system, removed
-    afterwards unless the store took it."""
+    """A new folder (not yet created) under ``<home>/tmp``, on the default local artifact store's file system,
+    removed afterwards unless the store took it."""
     scratch = home() / "tmp"
     scratch.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=scratch) as directory:
