@@ -155,7 +155,7 @@ def test_a_finetune_trial_trains_its_copy_on_the_base_models_device(language_mod
     rows = [{"prompt": "2 + 2 =", "choices": [" 3", " 4"], "label": 1},
             {"prompt": "The sky is", "choices": [" blue", " green"], "label": 0}]
     trial = copy.deepcopy(language_model)  # what each Optuna trial trains
-    with fed_on_device(trial) as calls:
+    with fed_on_device(trial, trial.get_decoder()) as calls:  # answer_loss feeds the decoder itself
         loss = finetune.finetune_on_answers(trial, tokenizer, rows, lr=1e-3, batch_size=2)
     assert calls and math.isfinite(loss) and trial.device == language_model.device
 
