@@ -67,6 +67,21 @@ def test_a_model_in_memory_is_written_once_in_its_stored_dtype_and_moved_into_th
     assert all(torch.equal(reloaded[k], v.to(torch.bfloat16).float()) for k, v in loaded(tiny_checkpoint_with_tokenizer).items())
 
 
+def test_a_model_a_killed_attempt_registered_is_not_written_again(store, tiny_checkpoint_with_tokenizer,
+                                                                    monkeypatch):
+    from forgetting.models import load_model
+    from forgetting.tracking import checkpoints
+
+    model, tokenizer = load_model(str(tiny_checkpoint_with_tokenizer), device="cpu")
+    with mlflow.start_run(experiment_id=experiment_id("unlearning")):
+        first = checkpoints.log_model(model, tokenizer, register_as="tiny-resumed", version_key="key:8")
+    monkeypatch.setattr(checkpoints, "save_checkpoint", lambda *args, **kwargs: pytest.fail("written again"))
+    with mlflow.start_run(experiment_id=experiment_id("unlearning")):
+        again = checkpoints.log_model(model, tokenizer, register_as="tiny-resumed", version_key="key:8", alias="step-8")
+    assert again.version == first.version
+    assert mlflow.MlflowClient().get_model_version_by_alias("tiny-resumed", "step-8").version == first.version
+
+
 def test_digest_covers_the_files_and_is_cached_per_folder(store, tiny_checkpoint, tmp_path):
     copy = tmp_path / "copy"
     shutil.copytree(tiny_checkpoint, copy)

@@ -142,6 +142,32 @@ def test_finetune_stage_logs_baseline_best_and_one_nested_run_per_trial(store, t
     assert again.info.run_id == run.info.run_id
 
 
+def test_a_finished_trials_model_is_freed_without_a_garbage_collection(store, tiny_checkpoint_with_tokenizer,
+                                                                       monkeypatch):
+    """The sweep runs no full collection after each trial (0.4 s each in the quick grid), so nothing may keep a
+    trial's copy of the model in a reference cycle: with the collector off, every copy is gone once its trial ends."""
+    import gc
+    import weakref
+
+    from forgetting.stages import finetune_stage
+    from forgetting.training.finetune import AnswerFinetuning
+
+    copies, train = [], AnswerFinetuning.train
+
+    def watched(self, model, lr, after_epoch):
+        copies.append(weakref.ref(model))
+        train(self, model, lr, after_epoch)
+
+    monkeypatch.setattr(AnswerFinetuning, "train", watched)
+    gc.collect()
+    gc.disable()
+    try:
+        finetune_stage(FinetuneConfig(model=str(tiny_checkpoint_with_tokenizer), lrs="1e-4,3e-3", **TINY_FINETUNE))
+        assert len(copies) == 2 and all(copy() is None for copy in copies)
+    finally:
+        gc.enable()
+
+
 def test_tpe_sweep_runs_its_trial_budget(store, tiny_checkpoint_with_tokenizer):
     from forgetting.stages import finetune_stage
 

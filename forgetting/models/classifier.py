@@ -29,6 +29,7 @@ def load_classifier(spec: str, num_labels: int = 2, seed: int = 0, *, dtype=None
     import forgetting.models.variable_llama  # noqa: F401 - registers pruned (variable-size) Llamas
     from forgetting.device import current
     from forgetting.models import resolve_model
+    from forgetting.models.attention import use_on
 
     location = resolve_model(spec)
     tokenizer = AutoTokenizer.from_pretrained(location)
@@ -39,4 +40,4 @@ def load_classifier(spec: str, num_labels: int = 2, seed: int = 0, *, dtype=None
         location, num_labels=num_labels, pad_token_id=tokenizer.pad_token_id, dtype=dtype or torch.float32)
     if model.config.num_labels != num_labels:
         raise UsageError(f"model={spec!r} classifies into {model.config.num_labels} labels, the task has {num_labels}")
-    return model.to(current().device).eval(), tokenizer
+    return use_on(model).to(current().device).eval(), tokenizer

@@ -99,16 +99,17 @@ def _in_hf_cache(repo_id: str) -> bool:
 
 def load_model(spec: str, *, dtype=None, device=None):
     """``(model, tokenizer)`` in eval mode on ``device`` (default: the stage's device policy), fp32
-    weights by default, padding on the left for generation."""
+    weights by default, padding on the left for generation, attention by ``forgetting.models.attention``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     import forgetting.models.variable_llama  # noqa: F401 - registers pruned (variable-size) Llamas
     from forgetting.device import current
+    from forgetting.models.attention import use_on
 
     location = resolve_model(spec)
     tokenizer = AutoTokenizer.from_pretrained(location)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
-    model = AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32)
+    model = use_on(AutoModelForCausalLM.from_pretrained(location, dtype=dtype or torch.float32))
     return model.to(device or current().device).eval(), tokenizer

@@ -74,17 +74,12 @@ def log_checkpoint(directory: str | Path, artifact_path: str = "checkpoint", *,
     dtype, from a converted copy (``directory`` is left as it is); None stores them as they are.
     ``move``: ``directory`` is the caller's ``scratch_folder``, which a local artifact store takes as it is.
     """
-    run = mlflow.active_run()
-    if run is None:
-        raise RuntimeError("log_checkpoint needs an active MLflow run")
+    run_id = _active_run_id()
     if dtype is not None:
         check_dtype(dtype)
     client = mlflow.MlflowClient()
-    run_id = run.info.run_id
-    if register_as is not None:
-        found = version_by_key(register_as, version_key) if version_key is not None else None
-        if found := found or _registered_in_run(client, register_as, run_id, artifact_path):
-            return _with_alias(client, found, alias)
+    if found := _registered_before(register_as, version_key, artifact_path):
+        return _with_alias(client, found, alias)
     own = f"runs:/{run_id}/{artifact_path}"
     with scratch_folder() as converted:
         folder, movable = Path(directory), move
@@ -120,7 +115,10 @@ def log_model(model, tokenizer, artifact_path: str = "checkpoint", *, weights: M
               dtype: str | None = None, add_files=None, **options) -> ModelVersion | None:
     """Save ``model`` (with ``weights``, a full state dict, instead of its own) and ``tokenizer`` as a Hugging
     Face checkpoint, its floating-point weights in ``dtype`` (None: as they are), ``add_files(folder)`` adding
-    any other file, then ``log_checkpoint`` it with ``options``."""
+    any other file, then ``log_checkpoint`` it with ``options``; nothing is written for a version a killed attempt
+    already registered."""
+    if found := _registered_before(options.get("register_as"), options.get("version_key"), artifact_path):
+        return _with_alias(mlflow.MlflowClient(), found, options.get("alias"))
     with scratch_folder() as folder:
         save_checkpoint(model, tokenizer, folder, dtype, weights)
         if add_files:
@@ -191,6 +189,22 @@ def _create_version(client, name: str, source: str, run_id: str, tags: dict) -> 
         if source_run == run_id or error.error_code != "INVALID_PARAMETER_VALUE":
             raise
     return client.create_model_version(name, source=source, run_id=source_run, tags=tags)
+
+
+def _registered_before(register_as: str | None, version_key: str | None, artifact_path: str) -> ModelVersion | None:
+    """The version of ``register_as`` that ``version_key`` names, or that the active run registered from
+    ``artifact_path``: what registering again would duplicate."""
+    run_id = _active_run_id()
+    if register_as is None:
+        return None
+    found = version_by_key(register_as, version_key) if version_key is not None else None
+    return found or _registered_in_run(mlflow.MlflowClient(), register_as, run_id, artifact_path)
+
+
+def _active_run_id() -> str:
+    if (run := mlflow.active_run()) is None:
+        raise RuntimeError("log_checkpoint needs an active MLflow run")
+    return run.info.run_id
 
 
 def _registered_in_run(client, name: str, run_id: str, artifact_path: str) -> ModelVersion | None:

@@ -69,8 +69,7 @@ class ClassifierFinetuning:
     def finish(self, base, best_trial) -> dict[str, float]:
         """Register the best trial's classifier; after a resumed sweep whose best trial ran in the
         killed attempt, that trial is trained again from the same seed."""
-        from forgetting.tracking.checkpoints import log_model
-        from forgetting.tracking.checkpoints import registered_name
+        from forgetting.tracking.checkpoints import log_model, registered_name
         from forgetting.tracking.runs import active_cache_key
 
         if self.best is not None and self.best[0] == best_trial.number:
