@@ -1,8 +1,9 @@
 """Seconds per call with transformers' SDPA against ``sdpa_or_eager`` (``forgetting.models.attention``), on the
 same model in one process, the two sides alternated and each timed twice (the faster kept): a train step on
-Python-code blocks (4 x 128 tokens, the quick grid's, and 1 x 1024), answer fine-tuning (CounterFact, 16 rows),
-the held-out loss (8 x 128) and multiple-choice scoring (CounterFact eval rows, block-masked packed questions).
-Also how far the summed log-probabilities of the choices move and how many predictions change.
+Python-code blocks (4 x 128 tokens, the quick grid's, and 2 x 512, near the eager path's bound), answer
+fine-tuning (CounterFact, 16 rows), the held-out loss (8 x 128) and multiple-choice scoring (CounterFact eval
+rows, block-masked packed questions). Also how far the summed log-probabilities of the choices move and how many
+predictions change.
 
     python benchmarks/bench_attention.py --steps 4 --rows 196
 """
@@ -37,7 +38,7 @@ def main() -> None:
     if model.config._attn_implementation != NAME:
         raise SystemExit(f"{args.model} does not use SDPA, so {NAME} does not apply to it")
     short = list(lm_batches(python_code_blocks(tokenizer, "train", 128, 4 * (args.steps + 1), 0), 4))
-    long = list(lm_batches(python_code_blocks(tokenizer, "train", 1024, args.steps + 1, 0), 1))
+    long = list(lm_batches(python_code_blocks(tokenizer, "train", 512, 2 * (args.steps + 1), 0), 2))
     held_out = python_code_blocks(tokenizer, "eval", 128, 8, 0)
     examples = answer_examples(tokenizer, load_task("counterfact", "train", limit=16 * (args.steps + 1)))
     answers = list(answer_batches(examples, 16, tokenizer.pad_token_id, torch.Generator().manual_seed(0)))
@@ -60,7 +61,7 @@ def main() -> None:
 
     workloads = {
         "train step 4x128": lambda: steps(short),
-        "train step 1x1024": lambda: steps(long),
+        "train step 2x512": lambda: steps(long),
         "fine-tuning step 16 rows": lambda: steps(answers, answer_loss),
         "held-out loss 8x128": lambda: timed(lambda: heldout_loss(model, lm_batches(held_out, 4), args.precision)),
         f"scoring {len(questions)} questions": lambda: timed(

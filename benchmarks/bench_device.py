@@ -397,10 +397,12 @@ def correctness_checks(tokenizer, base) -> list[Check]:
 
 
 def part_one(device_spec: str) -> None:
+    from forgetting.models.attention import use_on
     from forgetting.models.tiny import tiny_llama
 
     tokenizer = word_tokenizer(256)
-    base = with_end_ids(tiny_llama(vocab_size=len(tokenizer)), tokenizer)
+    # the attention load_model gives: eager on the CPU side at these sizes, SDPA on the GPU side
+    base = with_end_ids(use_on(tiny_llama(vocab_size=len(tokenizer))), tokenizer)
     print(f"\n## 1. CPU vs {device_spec}: the stages' inner loops on the tiny Llama "
           f"(vocab {len(tokenizer)}, fp32 unless noted)\n")
     print(f"{'check':<46} {'max diff':>10}")
@@ -484,12 +486,14 @@ class Budget:
 
 
 def speed_model(name: str, shape: dict, vocab: int, device: torch.device) -> LlamaForCausalLM:
+    from forgetting.models.attention import use_on
+
     config = LlamaConfig(vocab_size=vocab, max_position_embeddings=8192, rms_norm_eps=1e-5,
                          tie_word_embeddings=True, hidden_act="silu", **shape)
     torch.manual_seed(0)
     with torch.device(device):  # initialised where it runs: seconds, not minutes, for 1.7B
         model = LlamaForCausalLM(config)
-    return model.eval()
+    return use_on(model).eval()  # as load_model gives it
 
 
 def measure_generation(model, tokenizer, shape: Shape, sizes, precision, clock, budget, row: Row):

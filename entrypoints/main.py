@@ -12,7 +12,7 @@ class MainConfig:
     model: str = field(default=DEFAULT_MODEL, metadata={"help": "model spec (one model; see models)"})
     models: str = field(default="", metadata={
         "help": "comma-separated model specs, the grid once per model (e.g. smollm2-135m,gemma3-270m; '' = model)"})
-    preset: str = field(default="quick", metadata={"help": "quick (about 8 min on 2 CPU cores), paper (published budgets, GPU) or smoke"})
+    preset: str = field(default="quick", metadata={"help": "quick (about 6 min on 2 CPU cores), paper (published budgets, GPU) or smoke"})
     device: str = field(default="auto", metadata={"help": "every stage's device: " + DEVICE_HELP})
     gpus: int = field(default=1, metadata={"help": "train: " + GPUS_HELP})
     seeds: str = field(default="0", metadata={
