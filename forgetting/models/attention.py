@@ -12,6 +12,9 @@ SDPA (boolean, True = attend), and a checkpoint's ``config.json`` does not recor
 from __future__ import annotations
 
 import torch
+from transformers import AttentionInterface
+from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
+from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
 
 NAME = "sdpa_or_eager"
 # Per layer call: batch x heads x queries x keys elements at most on the eager path (about 50 MB of probabilities
@@ -22,8 +25,6 @@ EAGER_MAX_ELEMENTS = 1 << 23
 def attention(module, query, key, value, attention_mask, dropout: float = 0.0, scaling: float | None = None,
               is_causal: bool | None = None, **kwargs):
     """An ``AttentionInterface`` function with SDPA's signature, masks and output ``(batch, length, heads, dim)``."""
-    from transformers.integrations.sdpa_attention import repeat_kv, sdpa_attention_forward
-
     batch, heads, queries, _ = query.shape
     if query.device.type != "cpu" or batch * heads * queries * key.shape[2] > EAGER_MAX_ELEMENTS:
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
@@ -46,9 +47,6 @@ def attention(module, query, key, value, attention_mask, dropout: float = 0.0, s
 
 def register() -> None:
     """Make ``NAME`` an attention implementation transformers knows, with SDPA's masks (idempotent)."""
-    from transformers import AttentionInterface
-    from transformers.masking_utils import ALL_MASK_ATTENTION_FUNCTIONS, sdpa_mask
-
     AttentionInterface.register(NAME, attention)
     ALL_MASK_ATTENTION_FUNCTIONS.register(NAME, sdpa_mask)
 

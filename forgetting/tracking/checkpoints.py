@@ -77,9 +77,17 @@ def log_checkpoint(directory: str | Path, artifact_path: str = "checkpoint", *,
     run_id = _active_run_id()
     if dtype is not None:
         check_dtype(dtype)
-    client = mlflow.MlflowClient()
     if found := _registered_before(register_as, version_key, artifact_path):
-        return _with_alias(client, found, alias)
+        return _with_alias(mlflow.MlflowClient(), found, alias)
+    return _store(directory, artifact_path, run_id, register_as=register_as, alias=alias, tags=tags,
+                  version_key=version_key, dtype=dtype, move=move)
+
+
+def _store(directory: str | Path, artifact_path: str, run_id: str, *, register_as: str | None = None,
+           alias: str | None = None, tags: Mapping[str, object] | None = None, version_key: str | None = None,
+           dtype: str | None = None, move: bool = False) -> ModelVersion | None:
+    """``log_checkpoint`` once it found no version to return: store (or reference) the files and register them."""
+    client = mlflow.MlflowClient()
     own = f"runs:/{run_id}/{artifact_path}"
     with scratch_folder() as converted:
         folder, movable = Path(directory), move
@@ -115,7 +123,7 @@ def log_model(model, tokenizer, artifact_path: str = "checkpoint", *, weights: M
               dtype: str | None = None, add_files=None, **options) -> ModelVersion | None:
     """Save ``model`` (with ``weights``, a full state dict, instead of its own) and ``tokenizer`` as a Hugging
     Face checkpoint, its floating-point weights in ``dtype`` (None: as they are), ``add_files(folder)`` adding
-    any other file, then ``log_checkpoint`` it with ``options``; nothing is written for a version a killed attempt
+    any other file, then store and register it as ``log_checkpoint`` does with ``options``; nothing is written for a version a killed attempt
     already registered."""
     if found := _registered_before(options.get("register_as"), options.get("version_key"), artifact_path):
         return _with_alias(mlflow.MlflowClient(), found, options.get("alias"))
@@ -123,7 +131,7 @@ def log_model(model, tokenizer, artifact_path: str = "checkpoint", *, weights: M
         save_checkpoint(model, tokenizer, folder, dtype, weights)
         if add_files:
             add_files(folder)
-        return log_checkpoint(folder, artifact_path, move=True, **options)
+        return _store(folder, artifact_path, _active_run_id(), move=True, **options)
 
 
 def save_checkpoint(model, tokenizer, folder: str | Path, dtype: str | None = None,
